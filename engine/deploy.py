@@ -1,0 +1,104 @@
+"""Deploying process models: bundles of files become process versions.
+
+The same content again gives the same version and stores nothing new; changed content gives the next
+version; running cases keep the version they started on. A refused upload stores nothing at all.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from .errors import DeployError, Problem
+from .models import Bundle, compile_bundle
+from .schema import Deployment, ModelFile, ProcessVersion
+
+MODEL_SUFFIXES = (".bpmn", ".bpmn20.xml", ".dmn")
+BUNDLE_SUFFIXES = MODEL_SUFFIXES + (".json", ".html", ".j2", ".jinja", ".txt", ".md")
+SKIP_DIRS = {"tests", "__pycache__"}
+
+
+def _is_model(path):
+    return path.name.lower().endswith(MODEL_SUFFIXES)
+
+
+def bundles_from_paths(paths):
+    """Group files and folders into bundles.
+
+    Files named on the command line form one bundle together. A folder that holds a model file directly is
+    one bundle with every file below it (but ``tests/``); other folders are searched for such folders."""
+    files = [Path(p) for p in paths if Path(p).is_file()]
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise DeployError([Problem(m, None, None, "no such file or folder") for m in missing])
+    bundles = []
+    if files:
+        bundles.append(Bundle({f.name: f.read_bytes() for f in files}, source=", ".join(map(str, files))))
+    for p in (Path(p) for p in paths if Path(p).is_dir()):
+        bundles.extend(_folder_bundles(p))
+    return bundles
+
+
+def _folder_bundles(folder):
+    if any(_is_model(f) for f in folder.iterdir() if f.is_file()):
+        files = {}
+        for f in sorted(folder.rglob("*")):
+            rel = f.relative_to(folder)
+            if f.is_file() and not (set(rel.parts[:-1]) & SKIP_DIRS) and f.name.lower().endswith(BUNDLE_SUFFIXES):
+                files[rel.as_posix()] = f.read_bytes()
+        return [Bundle(files, source=str(folder))]
+    found = []
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir() and d.name not in SKIP_DIRS):
+        found.extend(_folder_bundles(sub))
+    return found
+
+
+def deploy(rt, bundles, actor="cli"):
+    """Compile every bundle, then store what is new in one transaction.
+
+    Returns a list of {"process_id", "version", "new"}; raises DeployError (nothing stored) on any problem."""
+    compiled, problems = [], []
+    for bundle in bundles:
+        try:
+            compiled.append((bundle, compile_bundle(bundle, rt.settings.max_xml_bytes)))
+        except DeployError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise DeployError(problems)
+    results, all_files = [], []
+    now = rt.clock()
+    with rt.db.begin() as conn:
+        for bundle, processes in compiled:
+            content_hash = bundle.content_hash()
+            all_files += [{"path": p, "sha256": hashlib.sha256(d).hexdigest()} for p, d in sorted(bundle.files.items())]
+            for proc in processes:
+                latest = conn.execute(select(ProcessVersion.id, ProcessVersion.version, ProcessVersion.content_hash)
+                                      .where(ProcessVersion.process_id == proc.process_id)
+                                      .order_by(ProcessVersion.version.desc()).limit(1)).first()
+                if latest is not None and latest.content_hash == content_hash:
+                    results.append({"process_id": proc.process_id, "version": latest.version, "new": False})
+                    continue
+                number = (latest.version if latest else 0) + 1
+                vid = conn.execute(insert(ProcessVersion).values(
+                    process_id=proc.process_id, version=number, name=proc.name, dialect=proc.dialect,
+                    executable=True, content_hash=content_hash, spec=proc.spec, meta=json.dumps(proc.meta),
+                    created_at=now, created_by=actor,
+                ).returning(ProcessVersion.id)).scalar_one()
+                conn.execute(insert(ModelFile), [
+                    {"version_id": vid, "path": p, "sha256": hashlib.sha256(d).hexdigest(), "content": d}
+                    for p, d in sorted(bundle.files.items())])
+                results.append({"process_id": proc.process_id, "version": number, "new": True})
+        if any(r["new"] for r in results):  # the same content again changes nothing, not even this log
+            conn.execute(insert(Deployment).values(at=now, actor=actor, files=json.dumps(all_files),
+                                                   versions=json.dumps(results)))
+    return results
+
+
+def list_versions(rt):
+    """Every deployed version, by process id and version number."""
+    with rt.reader.connect() as conn:
+        rows = conn.execute(select(ProcessVersion.process_id, ProcessVersion.version, ProcessVersion.name,
+                                   ProcessVersion.dialect, ProcessVersion.created_at, ProcessVersion.content_hash)
+                            .order_by(ProcessVersion.process_id, ProcessVersion.version)).mappings().all()
+    return [dict(r) for r in rows]

@@ -1,0 +1,122 @@
+"""The engine's working set for one process: database, tenants, clock, connectors and the spec cache.
+
+A ``Runtime`` is made once per process (command, web worker, background worker) and passed to the
+functions of ``engine.cases`` and ``engine.deploy``. Specs of a process version are deserialized once
+and cached: a case's stored state holds no spec, only its version id.
+"""
+
+import json
+import zlib
+from dataclasses import dataclass
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from sqlalchemy import select
+
+from connectors.services import default_services
+
+from .config import Settings
+from .db import make_engine
+from .errors import CaseError, NotFound
+from .models import load_specs
+from .restricted import ScriptEngine
+from .schema import ProcessVersion, utcnow
+from .tenants import load_tenants
+
+SERIALIZER_VERSION = "1.5"
+
+
+class StateConverter(BpmnWorkflowConverter):
+    """Serializes a workflow without its spec; the spec comes from the version cache on restore."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def restore_with(self, dct, spec, subprocess_specs):
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+class StateSerializer:
+    """zlib-compressed JSON of a workflow's state (tasks, data, events), spec excluded."""
+
+    def __init__(self, config):
+        self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+        self.converter = StateConverter(BpmnWorkflow, self.serializer.registry)
+
+    def dump(self, workflow):
+        registry = self.serializer.registry
+        registry._encoder_mode = True  # what serialize_json does: encode via the registry's JSON encoder
+        try:
+            text = json.dumps(self.converter.to_dict(workflow), cls=self.serializer._encoder_cls,
+                              separators=(",", ":"))
+        except TypeError as exc:
+            raise CaseError(f"the case data holds a value that cannot be stored ({exc}); "
+                            "use text, numbers, lists and objects only") from None
+        finally:
+            registry._encoder_mode = False
+        return zlib.compress(text.encode("utf-8"), 6)
+
+    def load(self, blob, spec, subprocess_specs):
+        dct = json.loads(zlib.decompress(blob), cls=self.serializer.json_decoder_cls)
+        return self.converter.restore_with(dct, spec, subprocess_specs)
+
+
+STATE_SERIALIZERS = {"spiff": StateSerializer(SPIFF_CONFIG), "camunda": StateSerializer(CAMUNDA_CONFIG)}
+
+
+@dataclass
+class LoadedVersion:
+    id: int
+    process_id: str
+    version: int
+    dialect: str
+    spec: object
+    subprocess_specs: dict
+    meta: dict
+
+    @property
+    def serializer(self):
+        return STATE_SERIALIZERS[self.dialect]
+
+
+class Runtime:
+    """Database, tenant configuration, clock, service connectors and the cache of loaded versions."""
+
+    def __init__(self, settings=None, db=None, tenants=None, services=None, clock=None):
+        self.settings = settings or Settings.from_env()
+        self.db = db or make_engine(self.settings.database_url)
+        self.reader = self.db.execution_options(readonly=True)
+        self.tenants = tenants or load_tenants(self.settings.tenants_file)
+        self.services = default_services() if services is None else services
+        self.clock = clock or utcnow
+        self.script_engine = ScriptEngine(self.services)
+        self._versions = {}
+
+    def version(self, conn, version_id):
+        """The loaded specs of a stored version (cached for the life of the runtime)."""
+        loaded = self._versions.get(version_id)
+        if loaded is None:
+            row = conn.execute(select(ProcessVersion.__table__).where(ProcessVersion.id == version_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no process version with id {version_id}")
+            spec, subs = load_specs(row["dialect"], row["spec"])
+            loaded = LoadedVersion(row["id"], row["process_id"], row["version"], row["dialect"], spec, subs,
+                                   json.loads(row["meta"]))
+            self._versions[version_id] = loaded
+        return loaded
+
+    def close(self):
+        self.db.dispose()

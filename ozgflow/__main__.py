@@ -1,0 +1,3 @@
+from ozgflow.cli import main
+
+main()
