@@ -7,7 +7,7 @@ on the new state, or refused when the task was completed by the other one.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from uuid import UUID
 
@@ -32,7 +32,7 @@ RETRIES = 5
 
 def iso(ts):
     """UTC ISO-8601 text with microseconds: how times appear in history and JSON."""
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- running a workflow -------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def _due(value, now):
             return now + TimerEventDefinition.get_timedelta_from_start(
                 TimerEventDefinition.parse_iso_duration(value), now)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, TypeError):
         return None
 
@@ -160,7 +160,7 @@ try:
 
     _BERLIN = ZoneInfo("Europe/Berlin")
 except Exception:  # pragma: no cover - tzdata missing: fall back to UTC years
-    _BERLIN = timezone.utc
+    _BERLIN = UTC
 
 
 def start_case(rt, process_id, tenant, data=None, actor=SYSTEM, submission_id=None, count=1):
@@ -381,3 +381,36 @@ def list_cases(rt, tenant=None, limit=None):
 def count_cases(rt):
     with rt.reader.connect() as conn:
         return conn.execute(select(func.count()).select_from(CASES)).scalar_one()
+
+
+def record(rt, case_id, actor, action, element_id=None, old=None, new=None, conn=None):
+    """Append one history entry to a case outside of a workflow step (claims, comments, reads …).
+
+    Chained like every entry; serialized against other writers of the case by its lock version. Pass
+    ``conn`` to make it part of a transaction the caller owns (then the caller commits)."""
+    if conn is not None:
+        return _record_in(conn, rt, case_id, actor, action, element_id, old, new)
+    for _attempt in range(RETRIES):
+        try:
+            with rt.db.begin() as own:
+                return _record_in(own, rt, case_id, actor, action, element_id, old, new)
+        except ConcurrentUpdate:
+            continue
+    raise ConcurrentUpdate(f"case {case_id} is changing too often at the moment; try again")
+
+
+def _record_in(conn, rt, case_id, actor, action, element_id, old, new):
+    case = conn.execute(select(CASES.c.lock_version, CASES.c.audit_seq, CASES.c.audit_hash)
+                        .where(CASES.c.id == int(case_id))).mappings().first()
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    trail = AuditTrail(iso(rt.clock()))
+    trail.add(actor, action, element_id, old=old, new=new)
+    seq, head = trail.seal(int(case_id), case["audit_seq"], case["audit_hash"])
+    moved = conn.execute(update(CASES).where(CASES.c.id == int(case_id),
+                                             CASES.c.lock_version == case["lock_version"])
+                         .values(lock_version=case["lock_version"] + 1, audit_seq=seq, audit_hash=head))
+    if moved.rowcount != 1:
+        raise ConcurrentUpdate(f"case {case_id} was changed by another process")
+    trail.write(conn)
+    return seq

@@ -109,7 +109,8 @@ class Runtime:
         """The loaded specs of a stored version (cached for the life of the runtime)."""
         loaded = self._versions.get(version_id)
         if loaded is None:
-            row = conn.execute(select(ProcessVersion.__table__).where(ProcessVersion.id == version_id)).mappings().first()
+            row = conn.execute(select(ProcessVersion.__table__)
+                               .where(ProcessVersion.id == version_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no process version with id {version_id}")
             spec, subs = load_specs(row["dialect"], row["spec"])
