@@ -1,10 +1,13 @@
 """Tenants (the cities) and service bindings, read from one TOML file.
 
 Tenants are configuration, not rows: they exist as soon as the file is readable. The same file binds
-services to processes: (tenant or every tenant, LeiKa key) -> process id.
+services to processes: (tenant or every tenant, LeiKa key) -> process id, and names each tenant's
+FIT-Connect destinations (Zustellpunkte: where the OZG mailbox delivers its applications).
 """
 
+import os
 import tomllib
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,36 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """One FIT-Connect destination of a tenant and the receiving client that picks up from it.
+
+    ``services`` are the LeiKa keys the destination accepts. ``keys_dir`` is an explicit folder for the
+    destination's JWK files, None for the default ``<var>/keys/<id>`` (see connectors/fitconnect/keys.py).
+    """
+
+    id: str
+    tenant: str
+    services: tuple  # LeiKa keys (14 digits)
+    client_id: str
+    client_secret: str = field(default="", repr=False, compare=False)
+    client_secret_env: str | None = None
+    keys_dir: str | None = None
+
+    def secret(self, environ=None):
+        """The client secret: from the variable named by ``client_secret_env`` when set, else from the file."""
+        env = os.environ if environ is None else environ
+        if self.client_secret_env:
+            value = env.get(self.client_secret_env)
+            if not value:
+                raise ConfigError(f"destination {self.id}: environment variable {self.client_secret_env} "
+                                  "(client_secret_env) is not set")
+            return value
+        if not self.client_secret:
+            raise ConfigError(f"destination {self.id}: neither client_secret nor client_secret_env is set")
+        return self.client_secret
+
+
+@dataclass(frozen=True)
 class Tenant:
     id: str
     name: str
@@ -28,6 +61,7 @@ class Tenant:
     aktenzeichen_pattern: str
     aktenplan: str
     settings: dict = field(default_factory=dict, compare=False, hash=False)
+    destinations: tuple = ()  # Destination, in file order
 
 
 @dataclass(frozen=True)
@@ -42,6 +76,18 @@ class TenantConfig:
         except KeyError:
             known = ", ".join(self.tenants)
             raise NotFound(f"unknown tenant {tenant_id!r} (configured: {known})") from None
+
+    @property
+    def destinations(self):
+        """Every FIT-Connect destination of every tenant, in file order."""
+        return tuple(d for t in self.tenants.values() for d in t.destinations)
+
+    def destination(self, destination_id):
+        """The destination with this id, or NotFound."""
+        for d in self.destinations:
+            if d.id == destination_id:
+                return d
+        raise NotFound(f"no tenant has the FIT-Connect destination {destination_id!r}")
 
     def process_for(self, tenant_id, leika):
         """The binding that serves LeiKa key ``leika`` for ``tenant_id``, or None.
@@ -93,7 +139,9 @@ def load_tenants(path):
             ags=ags,
             aktenzeichen_pattern=table.get("aktenzeichen_pattern", pattern),
             aktenplan=table.get("aktenplan", aktenplan),
-            settings={k: v for k, v in table.items() if k != "bindings"},
+            settings={k: v for k, v in table.items() if k not in ("bindings", "destinations")},
+            destinations=tuple(_destination(d, f"{where} destinations[{i}]", tid)
+                               for i, d in enumerate(table.get("destinations", []))),
         )
         for i, b in enumerate(table.get("bindings", [])):
             bindings.append(_binding(b, f"{where} bindings[{i}]", tid))
@@ -104,6 +152,7 @@ def load_tenants(path):
         if owner is not None and owner not in tenants:
             raise ConfigError(f"{path}: bindings[{i}]: unknown tenant {owner!r}")
         bindings.append(_binding(b, f"{path}: bindings[{i}]", owner))
+    _check_unique_destinations(path, tenants.values())
     return TenantConfig(tenants=tenants, bindings=tuple(bindings))
 
 
@@ -115,3 +164,41 @@ def _binding(table, where, tenant):
         name=table.get("name", ""),
         aktenplan=table.get("aktenplan"),
     )
+
+
+def _destination(table, where, tenant):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: a destination is a table with id, services and client_id")
+    did = _require(table, "id", where)
+    try:
+        canonical = str(uuid.UUID(did))
+    except ValueError:
+        canonical = None
+    if canonical != did:
+        raise ConfigError(f"{where}: 'id' must be a destination UUID in lower case, got {did!r}")
+    services = table.get("services")
+    if not isinstance(services, list) or not all(isinstance(s, str) and s.isdigit() and len(s) == 14
+                                                 for s in services):
+        raise ConfigError(f"{where}: 'services' must be a list of 14-digit LeiKa keys")
+    secret_env = table.get("client_secret_env")
+    if secret_env is not None and (not isinstance(secret_env, str) or not secret_env):
+        raise ConfigError(f"{where}: 'client_secret_env' must name an environment variable")
+    keys_dir = table.get("keys")
+    if keys_dir is not None and (not isinstance(keys_dir, str) or not keys_dir):
+        raise ConfigError(f"{where}: 'keys' must be a folder path")
+    return Destination(id=did, tenant=tenant, services=tuple(services), client_id=_require(table, "client_id", where),
+                       client_secret=table.get("client_secret") or "", client_secret_env=secret_env,
+                       keys_dir=keys_dir)
+
+
+def _check_unique_destinations(path, tenants):
+    """A destination belongs to one tenant, and a receiving client to one destination."""
+    seen_ids, seen_clients = {}, {}
+    for t in tenants:
+        for d in t.destinations:
+            if d.id in seen_ids:
+                raise ConfigError(f"{path}: destination {d.id} is configured for both {seen_ids[d.id]} and {t.id}")
+            if d.client_id in seen_clients:
+                raise ConfigError(f"{path}: client_id {d.client_id!r} is used by two destinations "
+                                  f"({seen_clients[d.client_id]} and {d.id})")
+            seen_ids[d.id], seen_clients[d.client_id] = t.id, d.id

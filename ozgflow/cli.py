@@ -247,15 +247,19 @@ def verify(case_id, as_json):
 @json_option
 @handles_errors
 def tenants(as_json):
-    """The configured tenants (cities) and their service bindings."""
+    """The configured tenants (cities), their FIT-Connect destinations and service bindings."""
     from engine.config import Settings
     from engine.tenants import load_tenants
 
     cfg = load_tenants(Settings.from_env().tenants_file)
     doc = [{"id": t.id, "name": t.name, "ags": t.ags,
+            "destinations": [{"id": d.id, "services": list(d.services)} for d in t.destinations],
             "services": [{"leika": b.leika, "process": b.process} for b in cfg.bindings if b.tenant in (None, t.id)]}
            for t in cfg.tenants.values()]
-    emit(as_json, doc, lambda: "\n".join(f"{t['id']:<8} {t['ags']}  {t['name']}" for t in doc))
+    emit(as_json, doc, lambda: "\n".join(
+        f"{t['id']:<8} {t['ags']}  {t['name']}"
+        + "".join(f"\n         destination {d['id']}  {' '.join(d['services'])}" for d in t["destinations"])
+        for t in doc))
 
 
 @main.group()
@@ -290,3 +294,4 @@ def serve(host, port, workers):
 
 if __name__ == "__main__":
     main()
+import ozgflow.cli_users  # noqa: E402,F401  (registers the "users" commands)
