@@ -58,6 +58,9 @@ EXPRESSION_TAGS = {
     "conditionExpression", "condition", "timeDate", "timeDuration", "timeCycle", "loopCardinality",
     "completionCondition", "formalExpression",
 }
+# SpiffWorkflow names its own start and end task specs "Start" and "End": a BPMN element with such an id
+# silently replaces them and the process loses its start.
+RESERVED_IDS = {"Start", "End"}
 SCRIPT_TAGS = {"script", "preScript", "postScript"}
 DMN_EXPRESSION_PARENTS = {"inputExpression", "inputEntry", "outputEntry"}
 
@@ -116,11 +119,38 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
     """Check and compile every executable process of ``bundle``.
 
     Returns a list of CompiledProcess; raises DeployError listing every problem (file, line, element)."""
+    bpmn, dmn = _parse_files(bundle, max_bytes)
+    dialect = dialect_of(bpmn.values())
     problems = []
-    bpmn, dmn = {}, {}
+    for path, tree in {**bpmn, **dmn}.items():
+        problems.extend(_check_tree(path, tree, dialect))
+    if problems:
+        raise DeployError(problems)
+    parser = (CamundaParser if dialect == "camunda" else SpiffBpmnParser)(validator=validator())
+    for path, tree in bpmn.items():
+        _add(parser.add_bpmn_xml, tree, path, problems)
+    for path, tree in dmn.items():
+        _add(parser.add_dmn_xml, tree.getroot(), path, problems)
+    if problems:
+        raise DeployError(problems)
+    process_ids = parser.get_process_ids()
+    if not process_ids:
+        raise DeployError([Problem(next(iter(bpmn)), None, None,
+                                   'no executable process (a process needs isExecutable="true" to be run)')])
+    lines = _element_lines(bpmn)
+    compiled = [c for c in (_compile_process(parser, pid, dialect, bpmn, bundle, lines, problems)
+                            for pid in process_ids) if c is not None]
+    if problems:
+        raise DeployError(problems)
+    return compiled
+
+
+def _parse_files(bundle, max_bytes):
+    """Safely parse every BPMN and DMN file of the bundle: ({path: tree}, {path: tree})."""
+    problems, bpmn, dmn = [], {}, {}
     for path, data in sorted(bundle.files.items()):
         lower = path.lower()
-        if not (lower.endswith(".bpmn") or lower.endswith(".bpmn20.xml") or lower.endswith(".dmn")):
+        if not lower.endswith((".bpmn", ".bpmn20.xml", ".dmn")):
             continue
         try:
             tree = parse_xml(data, path, max_bytes)
@@ -132,54 +162,34 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
         problems.append(Problem(bundle.source or "(upload)", None, None, "no .bpmn file in the upload"))
     if problems:
         raise DeployError(problems)
+    return bpmn, dmn
 
-    dialect = dialect_of(bpmn.values())
-    for path, tree in {**bpmn, **dmn}.items():
-        problems.extend(_check_tree(path, tree, dialect))
-    if problems:
-        raise DeployError(problems)
 
-    parser = (CamundaParser if dialect == "camunda" else SpiffBpmnParser)(validator=validator())
-    for path, tree in bpmn.items():
-        _add(parser.add_bpmn_xml, tree, path, problems)
-    for path, tree in dmn.items():
-        _add(parser.add_dmn_xml, tree.getroot(), path, problems)
-    if problems:
-        raise DeployError(problems)
-
-    process_ids = parser.get_process_ids()
-    if not process_ids:
-        raise DeployError([Problem(next(iter(bpmn)), None, None,
-                                   'no executable process (a process needs isExecutable="true" to be run)')])
-    lines = _element_lines(bpmn)
-    compiled = []
+def _compile_process(parser, pid, dialect, trees, bundle, lines, problems):
+    """Spec, subprocess specs and task metadata of one executable process, or None (problems appended)."""
+    try:
+        spec = parser.get_spec(pid)
+        subprocess_specs = parser.get_subprocess_specs(pid)
+    except (ValidationException, SpiffWorkflowException) as exc:
+        problems.append(_problem_from(exc, lines.get(pid, (None, None))[0], lines))
+        return None
+    tasks = {}
+    for s in [spec, *subprocess_specs.values()]:
+        for ts in s.task_specs.values():
+            if getattr(ts, "manual", False):
+                tasks[ts.bpmn_id or ts.name] = _task_meta(ts, trees, bundle, lines, problems)
     serializer = SERIALIZERS[dialect]
-    for pid in process_ids:
-        try:
-            spec = parser.get_spec(pid)
-            subprocess_specs = parser.get_subprocess_specs(pid)
-        except (ValidationException, SpiffWorkflowException) as exc:
-            problems.append(_problem_from(exc, lines.get(pid, (None, None))[0], lines))
-            continue
-        tasks = {}
-        for s in [spec, *subprocess_specs.values()]:
-            for ts in s.task_specs.values():
-                if getattr(ts, "manual", False):
-                    tasks[ts.bpmn_id or ts.name] = _task_meta(ts, bpmn, bundle, lines, problems)
-        blob = {
-            "spec": serializer.to_dict(spec),
-            "subprocess_specs": {k: serializer.to_dict(v) for k, v in subprocess_specs.items()},
-        }
-        compiled.append(CompiledProcess(
-            process_id=pid,
-            name=spec.description or pid,
-            dialect=dialect,
-            spec=zlib.compress(json.dumps(blob, separators=(",", ":")).encode(), 6),
-            meta={"tasks": tasks, "elements": {k: list(v) for k, v in lines.items()}},
-        ))
-    if problems:
-        raise DeployError(problems)
-    return compiled
+    try:
+        blob = {"spec": serializer.to_dict(spec),
+                "subprocess_specs": {k: serializer.to_dict(v) for k, v in subprocess_specs.items()}}
+        data = json.dumps(blob, separators=(",", ":")).encode()
+    except TypeError as exc:
+        file_name, line = lines.get(pid, (None, None))
+        problems.append(Problem(file_name, line, pid, f"the process uses an element we cannot store: {exc}"))
+        return None
+    return CompiledProcess(process_id=pid, name=spec.description or pid, dialect=dialect,
+                           spec=zlib.compress(data, 6),
+                           meta={"tasks": tasks, "elements": {k: list(v) for k, v in lines.items()}})
 
 
 def _add(method, node, path, problems):
@@ -218,15 +228,21 @@ def _check_tree(path, tree, dialect):
     """Refuse unsupported elements and unsafe code; translate Camunda's literal timer texts."""
     problems = []
     roots = _executable_processes(tree) if path.lower().endswith((".bpmn", ".xml")) else [tree.getroot()]
+    literal_timers = SPIFF_NS not in tree.getroot().nsmap.values()  # Camunda Modeler and plain BPMN
     for root in roots:
         for node in root.iter():
             name = local(node.tag)
+            if node.get("id") in RESERVED_IDS and node is not root:
+                problems.append(Problem(path, node.sourceline, node.get("id"),
+                                        f"the id {node.get('id')!r} is reserved by the engine: rename the element"))
             if name in UNSUPPORTED:
                 problems.append(Problem(path, node.sourceline, element_of(node), UNSUPPORTED[name]))
+            elif dialect == "camunda" and name in CAMUNDA_UNSUPPORTED and _camunda_bound(node):
+                problems.append(Problem(path, node.sourceline, element_of(node), CAMUNDA_UNSUPPORTED[name]))
             elif name in SCRIPT_TAGS and node.text and node.text.strip():
-                problems.extend(_check(path, node, node.text, "exec"))
+                problems.extend(_check_script(path, node))
             elif name in EXPRESSION_TAGS and node.text and node.text.strip():
-                if name.startswith("time") and dialect == "camunda":
+                if name.startswith("time") and literal_timers:
                     problems.extend(_translate_timer(path, node))
                 problems.extend(_check(path, node, node.text.strip(), "eval"))
             elif name == "text" and local(node.getparent().tag) in DMN_EXPRESSION_PARENTS:
@@ -236,6 +252,27 @@ def _check_tree(path, tree, dialect):
             if local(node.tag) == "parameter" and node.get("value") is not None:
                 problems.extend(_check(path, node, node.get("value"), "eval"))
     return problems
+
+
+CAMUNDA_UNSUPPORTED = {
+    "serviceTask": "service tasks from Camunda Modeler (camunda:class, delegateExpression, external topic) "
+                   "are not connected to our connectors yet",
+    "sendTask": "send tasks from Camunda Modeler are not connected to our connectors yet",
+    "businessRuleTask": "business rule tasks from Camunda Modeler (FEEL decision tables) are not supported yet",
+}
+
+
+def _camunda_bound(node):
+    """Whether a task is bound to Camunda's Java/expression world (class, expression, external topic)."""
+    return any(k.startswith(f"{{{CAMUNDA_NS}}}") for k in node.attrib) or local(node.tag) != "businessRuleTask"
+
+
+def _check_script(path, node):
+    language = (node.get("scriptFormat") or node.getparent().get("scriptFormat") or "python").lower()
+    if local(node.tag) == "script" and language not in ("python", "py", "text/x-python"):
+        return [Problem(path, node.sourceline, element_of(node),
+                        f"script language {language!r} is not supported: scripts are (restricted) Python")]
+    return _check(path, node, node.text, "exec")
 
 
 def _translate_timer(path, node):
@@ -254,6 +291,10 @@ def _translate_timer(path, node):
 
 
 def _check(path, node, code, mode):
+    if mode == "eval" and ("${" in code or "#{" in code):
+        return [Problem(path, node.sourceline, element_of(node),
+                        f"expression {code.strip()!r} uses Camunda's expression language (${{…}}), "
+                        "which is not supported yet: write a Python expression such as approved == True")]
     try:
         check_code(code, mode)
     except CodeViolation as exc:
