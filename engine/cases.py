@@ -7,23 +7,24 @@ on the new state, or refused when the task was completed by the other one.
 """
 
 import json
+import time
 from datetime import UTC, datetime
-from functools import lru_cache
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator, FormatChecker
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from .audit import GENESIS, AuditTrail, history
-from .db import is_postgres
 from .errors import AlreadyCompleted, ConcurrentUpdate, FormInvalid, NotFound
+from .lean import Lean
 from .restricted import describe_workflow_error
 from .runtime import SERIALIZER_VERSION
-from .schema import Case, Counter, ProcessVersion, Task, TaskGroup
+from .schema import Case, Task, TaskGroup
 
 CASES, TASKS, GROUPS = Case.__table__, Task.__table__, TaskGroup.__table__
 SYSTEM = "system"
@@ -37,43 +38,68 @@ def iso(ts):
 
 # --- running a workflow -------------------------------------------------------------------------------
 
+READY, WAITING, COMPLETED, ERROR = TaskState.READY, TaskState.WAITING, TaskState.COMPLETED, TaskState.ERROR
+
 
 def case_data(wf):
     """The case's current variables: the data of the task that ran last."""
     return dict(wf.last_task.data) if wf.last_task is not None else dict(wf.data)
 
 
-def case_state(wf):
-    if wf.is_completed():
-        return "completed"
-    if wf.get_tasks(state=TaskState.ERROR):
-        return "error"
-    if wf.get_tasks(state=TaskState.READY, manual=True) or wf.get_tasks(state=TaskState.WAITING):
-        return "waiting"
-    return "running"
+class Scan:
+    """One pass over a workflow's tasks: open user tasks, tasks that ran since ``since``, and the state.
+
+    (SpiffWorkflow's ``get_tasks`` walks the whole tree on every call; the hot path asks once.)"""
+
+    __slots__ = ("ready", "ran", "error", "waiting", "completed")
+
+    def __init__(self, wf, since=None):
+        self.ready, self.ran, self.error, self.waiting = [], [], False, False
+        for workflow in (wf, *wf.subprocesses.values()):
+            for t in workflow.tasks.values():
+                state = t.state
+                if state == READY:
+                    if t.task_spec.manual:
+                        self.ready.append(t)
+                elif state == COMPLETED:
+                    if since is not None and t.last_state_change >= since:
+                        self.ran.append(t)
+                elif state == WAITING:
+                    self.waiting = True
+                elif state == ERROR:
+                    self.error = True
+        self.ran.sort(key=lambda t: t.last_state_change)
+        self.completed = wf.is_completed()
+
+    @property
+    def state(self):
+        if self.completed:
+            return "completed"
+        if self.error:
+            return "error"
+        return "waiting" if self.ready or self.waiting else "running"
 
 
-def _advance(wf, trail, actor_for_changes, before):
-    """Run engine steps; record scripts, services and changed variables. Returns an error or None."""
-    done_before = {t.id for t in wf.get_tasks(state=TaskState.COMPLETED)}
+def _advance(wf, trail, before):
+    """Run engine steps; record scripts, services and changed variables. Returns (Scan, error or None)."""
+    since = time.time()
     error = None
     try:
         wf.do_engine_steps()
     except SpiffWorkflowException as exc:
         error = describe_workflow_error(exc)
-    for t in wf.get_tasks(state=TaskState.COMPLETED):
-        if t.id in done_before:
-            continue
+    scan = Scan(wf, since)
+    for t in scan.ran:
         kind = type(t.task_spec).__name__
         if kind.endswith("ScriptTask"):
             trail.add(SYSTEM, "script_run", t.task_spec.bpmn_id)
         elif kind.endswith("ServiceTask"):
             trail.add(SYSTEM, "service_called", t.task_spec.bpmn_id,
                       new={"operation": getattr(t.task_spec, "operation_name", None)})
-    _record_changes(trail, actor_for_changes, None, before, case_data(wf))
+    _record_changes(trail, SYSTEM, None, before, case_data(wf))
     if error is not None:
         trail.add(SYSTEM, "error", None, new={"message": str(error)})
-    return error
+    return scan, error
 
 
 def _record_changes(trail, actor, element_id, before, after):
@@ -102,126 +128,124 @@ def _due(value, now):
         return None
 
 
-def _open_tasks(wf, version, case_id, tenant, now):
-    """Rows for the task table: one per READY manual task."""
+INSERT_TASK = ('INSERT INTO task (id, case_id, tenant, process_id, element_id, title, assignee, candidate_users, '
+               'due_at, follow_up_at, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+INSERT_GROUP = "INSERT INTO task_group (task_id, group_name) VALUES (?, ?)"
+INSERT_AUDIT = ('INSERT INTO audit_event (case_id, seq, "at", actor, action, element_id, "old", "new", prev_hash, '
+                '"hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+
+
+def _insert_tasks(db, tasks, version, case_id, tenant, now):
+    """Task-table rows (and candidate groups) for READY user tasks."""
     rows, groups = [], []
-    for t in wf.get_tasks(state=TaskState.READY, manual=True):
+    created = db.ts(now)
+    for t in tasks:
         element = t.task_spec.bpmn_id or t.task_spec.name
         meta = version.meta["tasks"].get(element, {})
         tid = str(t.id)
-        rows.append({
-            "id": tid, "case_id": case_id, "tenant": tenant, "process_id": version.process_id,
-            "element_id": element, "title": meta.get("title") or t.task_spec.bpmn_name or element,
-            "assignee": meta.get("assignee") if meta.get("assignee") and "${" not in meta["assignee"] else None,
-            "candidate_users": json.dumps(meta.get("candidate_users", [])),
-            "due_at": _due(meta.get("due"), now), "follow_up_at": _due(meta.get("follow_up"), now),
-            "created_at": now, "completed_at": None, "completed_by": None, "state": "open",
-        })
-        groups += [{"task_id": tid, "group_name": g} for g in meta.get("groups", [])]
-    return rows, groups
+        assignee = meta.get("assignee")
+        rows.append((tid, case_id, tenant, version.process_id, element,
+                     meta.get("title") or t.task_spec.bpmn_name or element,
+                     assignee if assignee and "${" not in assignee else None,
+                     json.dumps(meta.get("candidate_users", [])),
+                     db.ts(_due(meta.get("due"), now)), db.ts(_due(meta.get("follow_up"), now)), created, "open"))
+        groups += [(tid, g) for g in meta.get("groups", ())]
+    db.many(INSERT_TASK, rows)
+    db.many(INSERT_GROUP, groups)
+
+
+def _write_audit(db, trail):
+    db.many(INSERT_AUDIT, [(r["case_id"], r["seq"], r["at"], r["actor"], r["action"], r["element_id"], r["old"],
+                            r["new"], r["prev_hash"], r["hash"]) for r in trail.rows])
 
 
 # --- starting -------------------------------------------------------------------------------------------
 
+NEWEST_VERSION = ("SELECT id FROM process_version WHERE process_id = ? AND executable = ? "
+                  "ORDER BY version DESC LIMIT 1")
+NEXT_SEQ = ("INSERT INTO counter (tenant, scope, value) VALUES (?, ?, 1) ON CONFLICT (tenant, scope) "
+            "DO UPDATE SET value = counter.value + 1 RETURNING value")
+INSERT_CASE = ('INSERT INTO "case" (id, tenant, process_id, version_id, aktenzeichen, state, workflow, '
+               'serializer_version, lock_version, submission_id, created_at, updated_at, audit_seq, audit_hash) '
+               'VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)')
 
-def newest_version_id(conn, process_id):
-    vid = conn.execute(select(ProcessVersion.id).where(ProcessVersion.process_id == process_id,
-                                                       ProcessVersion.executable.is_(True))
-                       .order_by(ProcessVersion.version.desc()).limit(1)).scalar()
-    if vid is None:
+
+def newest_version_id(db, process_id):
+    row = db.one(NEWEST_VERSION, (process_id, True))
+    if row is None:
         raise NotFound(f"process {process_id!r} is not deployed (see 'ozgflow deploy')")
-    return vid
+    return row[0]
 
 
-def _next_seq(conn, tenant, scope):
-    table = Counter.__table__
-    if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    stmt = upsert(table).values(tenant=tenant, scope=scope, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["tenant", "scope"], set_={"value": table.c.value + 1})
-    return conn.execute(stmt.returning(table.c.value)).scalar_one()
+def _next_case_id(db):
+    # SQLite: the write lock (BEGIN IMMEDIATE) is held, so MAX+1 is ours; PostgreSQL: the id sequence.
+    if db.pg:
+        return db.one("SELECT nextval(pg_get_serial_sequence('\"case\"', 'id'))")[0]
+    return db.one('SELECT COALESCE(MAX(id), 0) + 1 FROM "case"')[0]
 
 
-def _aktenzeichen(rt, conn, tenant, process_id, now):
+def _aktenzeichen(rt, db, tenant, process_id, now):
     t = rt.tenants.get(tenant)
     binding = rt.tenants.binding_for_process(tenant, process_id)
     aktenplan = (binding.aktenplan if binding and binding.aktenplan else None) or t.aktenplan
     year = now.astimezone(_BERLIN).year
     scope = str(year) if "{year" in t.aktenzeichen_pattern else "-"
-    seq = _next_seq(conn, tenant, scope)
+    seq = db.one(NEXT_SEQ, (tenant, scope))[0]
     return t.aktenzeichen_pattern.format(aktenplan=aktenplan, year=year, seq=seq, tenant=tenant,
                                          process=process_id)
 
 
-try:
-    from zoneinfo import ZoneInfo
-
-    _BERLIN = ZoneInfo("Europe/Berlin")
-except Exception:  # pragma: no cover - tzdata missing: fall back to UTC years
-    _BERLIN = UTC
+_BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def start_case(rt, process_id, tenant, data=None, actor=SYSTEM, submission_id=None, count=1):
     """Start ``count`` cases of the newest version of ``process_id`` for ``tenant`` and run each until it
-    waits. Returns a list of {"id", "aktenzeichen", "state"}. A case whose first steps fail is kept in
-    state ``error`` with the error in its history: nothing that was started is lost."""
+    waits. Returns a list of {"id", "aktenzeichen", "state", "error"}. A case whose first steps fail is kept
+    in state ``error`` with the error in its history: nothing that was started is lost."""
     rt.tenants.get(tenant)
-    data = dict(data or {})
-    with rt.reader.connect() as conn:
-        version = rt.version(conn, newest_version_id(conn, process_id))
-    results = []
-    for _ in range(count):
+    text = json.dumps(data or {})
+    return [_start_one(rt, process_id, tenant, json.loads(text), actor, submission_id) for _ in range(count)]
+
+
+def _start_one(rt, process_id, tenant, data, actor, submission_id):
+    with rt.db.begin() as conn:
+        db = Lean(conn)
+        version = rt.version(conn, newest_version_id(db, process_id))
         now = rt.clock()
         wf = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=rt.script_engine)
-        wf.get_tasks(state=TaskState.READY)[0].data.update(json.loads(json.dumps(data)))
+        wf.task_tree.children[0].data.update(data)  # the start task: initial data goes here
         trail = AuditTrail(iso(now))
         trail.add(actor, "case_started", None, new={"process_id": version.process_id, "version": version.version,
-                                                      "tenant": tenant, "submission_id": submission_id})
+                                                     "tenant": tenant, "submission_id": submission_id})
         _record_changes(trail, actor, None, {}, data)
-        error = _advance(wf, trail, SYSTEM, data)
-        state = "error" if error else case_state(wf)
+        scan, error = _advance(wf, trail, data)
+        state = "error" if error else scan.state
         trail.add(SYSTEM, "state_changed", None, old=None, new=state)
         blob = version.serializer.dump(wf)
-        with rt.db.begin() as conn:
-            akz = _aktenzeichen(rt, conn, tenant, process_id, now)
-            case_id = conn.execute(insert(CASES).values(
-                tenant=tenant, process_id=version.process_id, version_id=version.id, aktenzeichen=akz,
-                state=state, workflow=blob, serializer_version=SERIALIZER_VERSION, lock_version=1,
-                submission_id=submission_id, created_at=now, updated_at=now, audit_seq=0, audit_hash=GENESIS,
-            ).returning(CASES.c.id)).scalar_one()
-            seq, head = trail.seal(case_id, 0, GENESIS)
-            _write_tasks(conn, *_open_tasks(wf, version, case_id, tenant, now))
-            trail.write(conn)
-            conn.execute(update(CASES).where(CASES.c.id == case_id).values(audit_seq=seq, audit_hash=head))
-        results.append({"id": case_id, "aktenzeichen": akz, "state": state,
-                        "error": str(error) if error else None})
-    return results
-
-
-def _write_tasks(conn, rows, groups):
-    if rows:
-        conn.execute(insert(TASKS), rows)
-    if groups:
-        conn.execute(insert(GROUPS), groups)
+        case_id = _next_case_id(db)
+        akz = _aktenzeichen(rt, db, tenant, process_id, now)
+        seq, head = trail.seal(case_id, 0, GENESIS)
+        db.run(INSERT_CASE, (case_id, tenant, version.process_id, version.id, akz, state, blob, SERIALIZER_VERSION,
+                             submission_id, db.ts(now), db.ts(now), seq, head))
+        _insert_tasks(db, scan.ready, version, case_id, tenant, now)
+        _write_audit(db, trail)
+    return {"id": case_id, "aktenzeichen": akz, "state": state, "error": str(error) if error else None}
 
 
 # --- completing -----------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json):
-    schema = json.loads(schema_json)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
-
-
-def validate_form(form, data):
+def validate_form(form, data, cache=None, key=None):
     """Check ``data`` against a task's JSON Schema form; raise FormInvalid mapping field -> message."""
     if not form:
         return
+    validator = cache.get(key) if cache is not None else None
+    if validator is None:
+        validator = Draft202012Validator(form, format_checker=FormatChecker())
+        if cache is not None:
+            cache[key] = validator
     errors = {}
-    for err in _validator(json.dumps(form, sort_keys=True)).iter_errors(data):
+    for err in validator.iter_errors(data):
         if err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else err.message
             errors[missing] = "Pflichtfeld: bitte ausfüllen (required)"
@@ -233,118 +257,109 @@ def validate_form(form, data):
         raise FormInvalid(f"the data does not match the task's form: {detail}", errors)
 
 
+TASK_AND_CASE = ('SELECT t.state, t.case_id, t.element_id, t.title, t.completed_by, c.version_id, c.workflow, '
+                 'c.lock_version, c.audit_seq, c.audit_hash, c.state, c.tenant '
+                 'FROM task t JOIN "case" c ON c.id = t.case_id WHERE t.id = ?')
+CLOSE_TASK = "UPDATE task SET state = 'completed', completed_at = ?, completed_by = ? WHERE id = ? AND state = 'open'"
+CANCEL_TASK = "UPDATE task SET state = 'cancelled', completed_at = ? WHERE id = ? AND state = 'open'"
+SAVE_CASE = ('UPDATE "case" SET state = ?, workflow = ?, lock_version = ?, updated_at = ?, audit_seq = ?, '
+             'audit_hash = ? WHERE id = ? AND lock_version = ?')
+
+
 def complete_task(rt, task_id, actor, data=None):
     """Complete the open user task ``task_id`` with ``data`` (validated against its form) as ``actor``,
     and run the case until it waits again. Raises AlreadyCompleted if the task is no longer open,
     FormInvalid for bad data, CaseError when the case fails (then nothing is changed)."""
     data = json.loads(json.dumps(data or {}))
     for _attempt in range(RETRIES):
-        with rt.reader.connect() as conn:
-            task = conn.execute(select(TASKS).where(TASKS.c.id == str(task_id))).mappings().first()
-            if task is None:
-                raise NotFound(f"no task {task_id}")
-            if task["state"] != "open":
-                raise AlreadyCompleted(_completed_message(task))
-            case = conn.execute(select(CASES).where(CASES.c.id == task["case_id"])).mappings().one()
-            version = rt.version(conn, case["version_id"])
-        meta = version.meta["tasks"].get(task["element_id"], {})
-        validate_form(meta.get("form"), data)
-        now = rt.clock()
-        wf = version.serializer.load(case["workflow"], version.spec, version.subprocess_specs)
-        wf.script_engine = rt.script_engine
-        spiff_task = wf.get_task_from_id(UUID(task["id"]))
-        if spiff_task is None or spiff_task.state != TaskState.READY:
-            raise AlreadyCompleted(_completed_message(task))
-        trail = AuditTrail(iso(now))
-        before = dict(spiff_task.data)
-        spiff_task.set_data(**data)
-        trail.add(actor, "task_completed", task["element_id"], new={"task_id": task["id"], "title": task["title"]})
-        _record_changes(trail, actor, task["element_id"], before, dict(spiff_task.data))
         try:
-            spiff_task.run()
-        except SpiffWorkflowException as exc:
-            raise describe_workflow_error(exc) from None
-        error = _advance(wf, trail, SYSTEM, dict(spiff_task.data))
-        if error is not None:
-            raise error
-        state = case_state(wf)
-        if state != case["state"]:
-            trail.add(SYSTEM, "state_changed", None, old=case["state"], new=state)
-        blob = version.serializer.dump(wf)
-        trail.seal(case["id"], case["audit_seq"], case["audit_hash"])
-        try:
-            _write_completion(rt, case, task, trail, wf, version, state, blob, actor, now)
+            with rt.db.begin() as conn:
+                return _complete_in(rt, Lean(conn), conn, str(task_id), actor, data)
         except ConcurrentUpdate:
             continue
-        return {"case_id": case["id"], "state": state}
-    raise ConcurrentUpdate(f"case {task['case_id']} is changing too often at the moment; try again")
+    raise ConcurrentUpdate(f"the case of task {task_id} is changing too often at the moment; try again")
 
 
-def _completed_message(task):
-    who = f" by {task['completed_by']}" if task.get("completed_by") else ""
-    if task["state"] == "cancelled":
-        return f"task {task['id']} is no longer open: the case moved on without it"
-    return f"task {task['id']} ({task['title']}) was already completed{who}"
+def _complete_in(rt, db, conn, task_id, actor, data):
+    row = db.one(TASK_AND_CASE, (task_id,))
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    (t_state, case_id, element, title, completed_by, version_id, blob, lock, audit_seq, audit_hash, c_state,
+     tenant) = row
+    if t_state != "open":
+        raise AlreadyCompleted(_completed_message(task_id, title, t_state, completed_by))
+    version = rt.version(conn, version_id)
+    validate_form(version.meta["tasks"].get(element, {}).get("form"), data, version.validators, element)
+    now = rt.clock()
+    wf = version.serializer.load(bytes(blob), version.spec, version.subprocess_specs)
+    wf.script_engine = rt.script_engine
+    open_before = {t.id: t for t in Scan(wf).ready}
+    spiff_task = open_before.get(UUID(task_id))
+    if spiff_task is None:
+        raise AlreadyCompleted(_completed_message(task_id, title, "completed", completed_by))
+    trail = AuditTrail(iso(now))
+    before = dict(spiff_task.data)
+    spiff_task.set_data(**data)
+    trail.add(actor, "task_completed", element, new={"task_id": task_id, "title": title})
+    _record_changes(trail, actor, element, before, dict(spiff_task.data))
+    try:
+        spiff_task.run()
+    except SpiffWorkflowException as exc:
+        raise describe_workflow_error(exc) from None
+    scan, error = _advance(wf, trail, dict(spiff_task.data))
+    if error is not None:
+        raise error
+    state = scan.state
+    if state != c_state:
+        trail.add(SYSTEM, "state_changed", None, old=c_state, new=state)
+    blob = version.serializer.dump(wf)
+    seq, head = trail.seal(case_id, audit_seq, audit_hash)
+    if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
+        raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
+    if db.run(SAVE_CASE, (state, blob, lock + 1, db.ts(now), seq, head, case_id, lock)) != 1:
+        conn.rollback()
+        raise ConcurrentUpdate(f"case {case_id} was changed by another process")
+    open_after = {t.id for t in scan.ready}
+    for gone in set(open_before) - open_after - {spiff_task.id}:
+        db.run(CANCEL_TASK, (db.ts(now), str(gone)))
+    _insert_tasks(db, [t for t in scan.ready if t.id not in open_before], version, case_id, tenant, now)
+    _write_audit(db, trail)
+    return {"case_id": case_id, "state": state}
 
 
-def _write_completion(rt, case, task, trail, wf, version, state, blob, actor, now):
-    with rt.db.begin() as conn:
-        done = conn.execute(update(TASKS).where(TASKS.c.id == task["id"], TASKS.c.state == "open")
-                            .values(state="completed", completed_at=now, completed_by=actor))
-        if done.rowcount != 1:
-            current = conn.execute(select(TASKS).where(TASKS.c.id == task["id"])).mappings().one()
-            raise AlreadyCompleted(_completed_message(current))
-        moved = conn.execute(update(CASES).where(CASES.c.id == case["id"],
-                                                 CASES.c.lock_version == case["lock_version"])
-                             .values(state=state, workflow=blob, lock_version=case["lock_version"] + 1,
-                                     updated_at=now, audit_seq=trail.rows[-1]["seq"],
-                                     audit_hash=trail.rows[-1]["hash"]))
-        if moved.rowcount != 1:
-            conn.rollback()
-            raise ConcurrentUpdate(f"case {case['id']} was changed by another process")
-        _sync_tasks(conn, wf, version, case, now)
-        trail.write(conn)
-
-
-def _sync_tasks(conn, wf, version, case, now):
-    """Insert tasks that became ready; cancel open ones the workflow no longer has."""
-    rows, groups = _open_tasks(wf, version, case["id"], case["tenant"], now)
-    ready = {r["id"] for r in rows}
-    existing = set(conn.execute(select(TASKS.c.id).where(TASKS.c.case_id == case["id"],
-                                                         TASKS.c.state == "open")).scalars())
-    gone = existing - ready
-    if gone:
-        conn.execute(update(TASKS).where(TASKS.c.id.in_(gone)).values(state="cancelled", completed_at=now))
-    _write_tasks(conn, [r for r in rows if r["id"] not in existing],
-                 [g for g in groups if g["task_id"] not in existing])
+def _completed_message(task_id, title, state, completed_by):
+    if state == "cancelled":
+        return f"task {task_id} is no longer open: the case moved on without it"
+    who = f" by {completed_by}" if completed_by else ""
+    return f"task {task_id} ({title}) was already completed{who}"
 
 
 # --- reading --------------------------------------------------------------------------------------------
 
 
-def _task_dict(row, groups):
-    return {"id": row["id"], "case_id": row["case_id"], "element_id": row["element_id"], "title": row["title"],
-            "groups": groups.get(row["id"], []), "assignee": row["assignee"],
-            "due": iso(row["due_at"]) if row["due_at"] else None}
-
-
-def list_tasks(rt, case_id=None, tenant=None, conn=None):
+def list_tasks(rt, case_id=None, tenant=None):
     """Open tasks, soonest due first (no due date last), read from the task table only."""
-    with rt.reader.connect() as conn:
-        q = select(TASKS).where(TASKS.c.state == "open")
-        if case_id is not None:
-            q = q.where(TASKS.c.case_id == int(case_id))
-        if tenant is not None:
-            q = q.where(TASKS.c.tenant == tenant)
-        q = q.order_by(TASKS.c.due_at.is_(None), TASKS.c.due_at, TASKS.c.created_at, TASKS.c.id)
-        rows = conn.execute(q).mappings().all()
+    where, params = ["t.state = 'open'"], []
+    if case_id is not None:
+        where.append("t.case_id = ?")
+        params.append(int(case_id))
+    if tenant is not None:
+        where.append("t.tenant = ?")
+        params.append(tenant)
+    sql = ("SELECT t.id, t.case_id, t.element_id, t.title, t.assignee, t.due_at FROM task t WHERE "
+           + " AND ".join(where) + " ORDER BY t.due_at IS NULL, t.due_at, t.created_at, t.id")
+    with rt.reader.begin() as conn:
+        db = Lean(conn)
+        rows = db.all(sql, params)
         groups = {}
-        ids = [r["id"] for r in rows]
-        for i in range(0, len(ids), 500):
-            for g in conn.execute(select(GROUPS).where(GROUPS.c.task_id.in_(ids[i:i + 500]))
-                                  .order_by(GROUPS.c.group_name)).mappings():
-                groups.setdefault(g["task_id"], []).append(g["group_name"])
-    return [_task_dict(r, groups) for r in rows]
+        for i in range(0, len(rows), 500):
+            chunk = [r[0] for r in rows[i:i + 500]]
+            marks = ", ".join("?" * len(chunk))
+            for task_id, group in db.all(f"SELECT task_id, group_name FROM task_group WHERE task_id IN ({marks}) "
+                                         "ORDER BY group_name", chunk):
+                groups.setdefault(task_id, []).append(group)
+        return [{"id": r[0], "case_id": r[1], "element_id": r[2], "title": r[3], "groups": groups.get(r[0], []),
+                 "assignee": r[4], "due": iso(db.read_ts(r[5])) if r[5] is not None else None} for r in rows]
 
 
 def get_case(rt, case_id):

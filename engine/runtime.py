@@ -7,7 +7,7 @@ and cached: a case's stored state holds no spec, only its version id.
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -86,6 +86,7 @@ class LoadedVersion:
     spec: object
     subprocess_specs: dict
     meta: dict
+    validators: dict = field(default_factory=dict)  # element id -> compiled JSON Schema validator
 
     @property
     def serializer(self):
