@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test lint bench install install-test clean browser vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,26 @@ run: install
 lint: install-test
 	$(BIN)/ruff check engine web connectors ozgflow tests bench
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 bench: install-test
 	$(BIN)/python -m bench $(if $(BENCH),--scenario $(BENCH))
+
+# Debian's chromium for the browser tests (Playwright drives it; no browser download). Idempotent.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# bpmn-js for the case page's diagram, from the npm registry, served by the app itself (no CDN).
+# The dist files are committed under web/static/vendor/bpmn-js; this target refreshes them.
+BPMN_JS ?= 18.31.1
+vendor:
+	rm -rf build/npm && mkdir -p build/npm
+	cd build/npm && npm pack --silent bpmn-js@$(BPMN_JS) && tar xzf bpmn-js-$(BPMN_JS).tgz
+	cp build/npm/package/dist/bpmn-navigated-viewer.production.min.js build/npm/package/dist/assets/bpmn-js.css \
+	   build/npm/package/dist/assets/diagram-js.css build/npm/package/LICENSE web/static/vendor/bpmn-js/
+	echo "bpmn-js $(BPMN_JS) (npm registry), dist files unchanged; refresh with 'make vendor'." \
+	   > web/static/vendor/bpmn-js/VERSION
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

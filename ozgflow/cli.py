@@ -294,3 +294,4 @@ def serve(host, port, workers):
 
 if __name__ == "__main__":
     main()
+import ozgflow.cli_users  # noqa: E402,F401  (registers the "users" commands)

@@ -1,0 +1,128 @@
+"""The JSON API under /api/v1, authenticated by ``Authorization: Bearer <token>`` (``ozgflow users token``).
+
+Shapes mirror the CLI's ``--json`` output: ``task list`` items, ``task complete``, ``case show``. Answers
+are JSON: 400/422 with field errors, 401 without a valid token, 403, 404 for anything of another tenant,
+409 for a task that is already completed or taken.
+"""
+
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound, OzgflowError
+from engine.inbox import Forbidden, Taken, claim, complete, get_task, list_inbox, task_uuid_ok, unclaim, view_case
+from engine.users import token_person
+
+from .inbox import inbox_filter
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+TASK_KEYS = ("id", "case_id", "element_id", "title", "groups", "assignee", "due")
+MAX_PAGE = 500
+
+
+def rt():
+    return current_app.extensions["ozgflow"]
+
+
+def error(status, message, **extra):
+    response = jsonify({"error": message, **extra})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ozgflow"'
+    return response
+
+
+def token_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        g.user = token_person(rt(), token.strip()) if scheme.lower() == "bearer" else None
+        if g.user is None:
+            return error(401, "a valid bearer token is required (see 'ozgflow users token')")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc):
+    return error(exc.code or 500, exc.description or exc.name)
+
+
+def _engine_error(exc):
+    if isinstance(exc, NotFound):
+        return error(404, str(exc))
+    if isinstance(exc, Forbidden):
+        return error(403, str(exc))
+    if isinstance(exc, AlreadyCompleted | Taken | ConcurrentUpdate):
+        return error(409, str(exc))
+    if isinstance(exc, FormInvalid):
+        return error(422, str(exc), fields=exc.errors)
+    if isinstance(exc, CaseError):
+        return error(409, str(exc))
+    return error(400, str(exc))
+
+
+def _shape(task):
+    return {k: task[k] for k in TASK_KEYS}
+
+
+@bp.get("/tasks")
+@token_required
+def tasks():
+    try:
+        per_page = min(MAX_PAGE, max(1, int(request.args.get("per_page", 100))))
+    except ValueError:
+        return error(400, "per_page must be a number")
+    result = list_inbox(rt(), g.user, inbox_filter(request.args, per_page))
+    return jsonify(items=[_shape(t) for t in result["items"]], total=result["total"])
+
+
+def _task_action(action, task_id):
+    if not task_uuid_ok(task_id):
+        return error(404, f"no task {task_id}")
+    try:
+        action(rt(), g.user, task_id)
+        return jsonify(_shape(get_task(rt(), g.user, task_id)))
+    except OzgflowError as exc:
+        return _engine_error(exc)
+
+
+@bp.post("/tasks/<task_id>/claim")
+@token_required
+def claim_task(task_id):
+    return _task_action(claim, task_id)
+
+
+@bp.post("/tasks/<task_id>/unclaim")
+@token_required
+def unclaim_task(task_id):
+    return _task_action(unclaim, task_id)
+
+
+@bp.post("/tasks/<task_id>/complete")
+@token_required
+def complete_task(task_id):
+    if not task_uuid_ok(task_id):
+        return error(404, f"no task {task_id}")
+    data = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(data, dict):
+        return error(400, "the body must be a JSON object with the form data")
+    try:
+        result = complete(rt(), g.user, task_id, data)
+    except OzgflowError as exc:
+        return _engine_error(exc)
+    return jsonify({"task_id": task_id, **result})
+
+
+@bp.get("/cases/<int:case_id>")
+@token_required
+def case(case_id):
+    try:
+        c = view_case(rt(), g.user, case_id)
+    except OzgflowError as exc:
+        return _engine_error(exc)
+    c.pop("version_id", None)
+    return jsonify(c)

@@ -1,0 +1,123 @@
+"""The case page: application data, history in German words, comments and the BPMN diagram."""
+
+import json
+
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from engine.errors import NotFound, OzgflowError
+from engine.inbox import add_comment, comments, element_states, model_xml, view_case
+
+from .auth import login_required
+
+bp = Blueprint("cases", __name__)
+
+ACTIONS = {
+    "case_started": "Vorgang angelegt",
+    "task_completed": "Aufgabe abgeschlossen",
+    "variable_set": "Angabe gesetzt",
+    "state_changed": "Status geändert",
+    "script_run": "Automatischer Schritt ausgeführt",
+    "service_called": "Dienst aufgerufen",
+    "timer_fired": "Frist abgelaufen",
+    "message_delivered": "Nachricht eingegangen",
+    "error": "Fehler",
+    "task_claimed": "Aufgabe übernommen",
+    "task_unclaimed": "Aufgabe freigegeben",
+    "task_assigned": "Aufgabe zugewiesen",
+    "comment_added": "Kommentar",
+}
+STATES = {"running": "in Bearbeitung", "waiting": "wartet", "completed": "abgeschlossen", "error": "Fehler",
+          None: "—"}
+ACTORS = {"system": "System"}
+
+
+def rt():
+    return current_app.extensions["ozgflow"]
+
+
+def _value(v):
+    if v is True:
+        return "ja"
+    if v is False:
+        return "nein"
+    if v is None:
+        return "—"
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def describe(entry, titles):
+    """(what happened, details) of one history entry, in German words."""
+    action, old, new = entry["action"], entry["old"], entry["new"]
+    label = ACTIONS.get(action, action)
+    element = titles.get(entry["element_id"], entry["element_id"]) if entry["element_id"] else ""
+    if action == "variable_set":
+        key = next(iter((new or old or {}).keys()), "")
+        after = _value((new or {}).get(key))
+        detail = f"{key}: {_value(old[key])} → {after}" if old and key in old else f"{key}: {after}"
+        if new is None:
+            detail = f"{key} entfernt"
+    elif action == "state_changed":
+        detail = f"{STATES.get(old, old)} → {STATES.get(new, new)}" if old else STATES.get(new, new)
+    elif action in ("task_claimed", "task_unclaimed", "task_completed"):
+        detail = (new or {}).get("title") or element
+    elif action == "task_assigned":
+        who = (new or {}).get("assignee")
+        detail = f"{(new or {}).get('title') or element}: an {who}" if who else \
+            f"{(new or {}).get('title') or element}: an die Gruppen zurück"
+        if old and old.get("assignee"):
+            detail += f" (vorher {old['assignee']})"
+    elif action == "comment_added":
+        detail = (new or {}).get("text", "")
+    elif action == "case_started":
+        detail = f"Prozess {(new or {}).get('process_id')}, Version {(new or {}).get('version')}"
+    elif action == "error":
+        detail = (new or {}).get("message", "")
+    else:
+        detail = element
+    return label, detail
+
+
+def _case(case_id):
+    try:
+        return view_case(rt(), g.user, case_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/vorgaenge/<int:case_id>")
+@login_required
+def show(case_id):
+    case = _case(case_id)
+    with rt().reader.connect() as conn:
+        meta = rt().version(conn, case["version_id"]).meta
+    titles = {eid: m.get("title") or eid for eid, m in meta.get("tasks", {}).items()}
+    history = [{**e, "label": describe(e, titles)[0], "detail": describe(e, titles)[1],
+                "who": ACTORS.get(e["actor"], e["actor"])} for e in reversed(case["history"])]
+    return render_template("case.html", case=case, history=history, comments=comments(rt(), case_id),
+                           states=element_states(rt(), case_id), state_label=STATES.get(case["state"]))
+
+
+@bp.get("/vorgaenge/<int:case_id>/diagramm.bpmn")
+@login_required
+def diagram(case_id):
+    case = _case(case_id)
+    try:
+        xml = model_xml(rt(), case["version_id"], case["process_id"])
+    except NotFound:
+        abort(404)
+    return Response(xml, mimetype="application/xml")
+
+
+@bp.post("/vorgaenge/<int:case_id>/kommentare")
+@login_required
+def comment(case_id):
+    _case(case_id)
+    try:
+        add_comment(rt(), g.user, case_id, request.form.get("text", ""))
+    except OzgflowError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Kommentar gespeichert.", "ok")
+    return redirect(url_for("cases.show", case_id=case_id) + "#kommentare")

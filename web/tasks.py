@@ -1,0 +1,103 @@
+"""The task page: the task's form rendered from its JSON Schema, "Entwurf speichern" and "Abschließen"."""
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound
+from engine.inbox import (
+    Forbidden,
+    Taken,
+    complete,
+    get_task,
+    load_draft,
+    may_work,
+    save_draft,
+    task_form,
+    task_uuid_ok,
+    view_case,
+)
+
+from .auth import login_required
+from .forms import errors_of, fields_of, typed_data, values_from
+
+bp = Blueprint("tasks", __name__)
+
+
+def rt():
+    return current_app.extensions["ozgflow"]
+
+
+def _load(task_id):
+    if not task_uuid_ok(task_id):
+        abort(404)
+    try:
+        task = get_task(rt(), g.user, task_id)
+    except NotFound:
+        abort(404)
+    return task, task_form(rt(), task) or {"type": "object", "properties": {}}
+
+
+def _render(task, schema, values, errors=None, message=None, status=200, draft_at=None):
+    case = view_case(rt(), g.user, task["case_id"])
+    return render_template("task.html", task=task, case=case, fields=fields_of(schema), values=values,
+                           errors=errors or {}, message=message, may_work=may_work(g.user, task),
+                           draft_at=draft_at), status
+
+
+@bp.get("/aufgaben/<task_id>")
+@login_required
+def show(task_id):
+    task, schema = _load(task_id)
+    values, saved_at = load_draft(rt(), g.user, task_id)
+    if values is None:
+        values = {f.name: _default(f, schema) for f in fields_of(schema)}
+    return _render(task, schema, values, draft_at=saved_at)
+
+
+def _default(field, schema):
+    default = schema.get("properties", {}).get(field.name, {}).get("default")
+    if default is None:
+        return ""
+    return {True: "true", False: "false"}.get(default, str(default)) if isinstance(default, bool) else str(default)
+
+
+@bp.post("/aufgaben/<task_id>")
+@login_required
+def submit(task_id):
+    task, schema = _load(task_id)
+    values = values_from(schema, request.form)
+    if request.form.get("action") == "draft":
+        try:
+            save_draft(rt(), g.user, task_id, values)
+        except Taken as exc:
+            return _render(task, schema, values, message=str(exc), status=409)
+        flash("Entwurf gespeichert. Die Aufgabe ist noch nicht abgeschlossen.", "ok")
+        return redirect(url_for("tasks.show", task_id=task_id))
+    data = typed_data(schema, values)
+    errors = errors_of(schema, data)
+    if errors:
+        return _render(task, schema, values, errors, "Bitte korrigieren Sie die markierten Angaben.", 422)
+    try:
+        result = complete(rt(), g.user, task_id, data)
+    except FormInvalid as exc:
+        return _render(task, schema, values, exc.errors, "Bitte korrigieren Sie die markierten Angaben.", 422)
+    except (AlreadyCompleted, Taken) as exc:
+        fresh = get_task(rt(), g.user, task_id)
+        message = str(exc) if isinstance(exc, Taken) else _closed(fresh)
+        return _render(fresh, schema, values, message=message + " Ihre Eingaben sind unten noch zu sehen.",
+                       status=409)
+    except Forbidden as exc:
+        return _render(task, schema, values, message=str(exc), status=403)
+    except (CaseError, ConcurrentUpdate) as exc:
+        return _render(task, schema, values, message=f"Der Vorgang konnte nicht fortgesetzt werden: {exc}",
+                       status=409)
+    flash(f"Aufgabe „{task['title']}“ abgeschlossen ({task['aktenzeichen']}).", "ok")
+    if result["state"] == "error":
+        flash("Der Vorgang ist danach auf einen Fehler gelaufen.", "error")
+    return redirect(url_for("inbox.index"))
+
+
+def _closed(task):
+    if task["state"] == "completed":
+        by = f" von {task['completed_by']}" if task["completed_by"] else ""
+        return f"Die Aufgabe wurde inzwischen{by} abgeschlossen."
+    return "Die Aufgabe ist nicht mehr offen: der Vorgang ist ohne sie weitergegangen."
