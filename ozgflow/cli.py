@@ -295,3 +295,6 @@ def serve(host, port, workers):
 if __name__ == "__main__":
     main()
 import ozgflow.cli_users  # noqa: E402,F401  (registers the "users" commands)
+from ozgflow import cli_mailbox  # noqa: E402  (registers "mailbox-server" and "mailbox")
+
+cli_mailbox.register(main)
