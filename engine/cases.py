@@ -208,9 +208,8 @@ def start_case(rt, process_id, tenant, data=None, actor=SYSTEM, submission_id=No
 
 
 def _start_one(rt, process_id, tenant, data, actor, submission_id):
-    with rt.db.begin() as conn:
-        db = Lean(conn)
-        version = rt.version(conn, newest_version_id(db, process_id))
+    with Lean.transaction(rt.db) as db:
+        version = rt.version(db, newest_version_id(db, process_id))
         now = rt.clock()
         wf = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=rt.script_engine)
         wf.task_tree.children[0].data.update(data)  # the start task: initial data goes here
@@ -273,14 +272,14 @@ def complete_task(rt, task_id, actor, data=None):
     data = json.loads(json.dumps(data or {}))
     for _attempt in range(RETRIES):
         try:
-            with rt.db.begin() as conn:
-                return _complete_in(rt, Lean(conn), conn, str(task_id), actor, data)
+            with Lean.transaction(rt.db) as db:
+                return _complete_in(rt, db, str(task_id), actor, data)
         except ConcurrentUpdate:
             continue
     raise ConcurrentUpdate(f"the case of task {task_id} is changing too often at the moment; try again")
 
 
-def _complete_in(rt, db, conn, task_id, actor, data):
+def _complete_in(rt, db, task_id, actor, data):
     row = db.one(TASK_AND_CASE, (task_id,))
     if row is None:
         raise NotFound(f"no task {task_id}")
@@ -288,7 +287,7 @@ def _complete_in(rt, db, conn, task_id, actor, data):
      tenant) = row
     if t_state != "open":
         raise AlreadyCompleted(_completed_message(task_id, title, t_state, completed_by))
-    version = rt.version(conn, version_id)
+    version = rt.version(db, version_id)
     validate_form(version.meta["tasks"].get(element, {}).get("form"), data, version.validators, element)
     now = rt.clock()
     wf = version.serializer.load(bytes(blob), version.spec, version.subprocess_specs)
@@ -317,7 +316,6 @@ def _complete_in(rt, db, conn, task_id, actor, data):
     if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
         raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
     if db.run(SAVE_CASE, (state, blob, lock + 1, db.ts(now), seq, head, case_id, lock)) != 1:
-        conn.rollback()
         raise ConcurrentUpdate(f"case {case_id} was changed by another process")
     open_after = {t.id for t in scan.ready}
     for gone in set(open_before) - open_after - {spiff_task.id}:
@@ -348,8 +346,7 @@ def list_tasks(rt, case_id=None, tenant=None):
         params.append(tenant)
     sql = ("SELECT t.id, t.case_id, t.element_id, t.title, t.assignee, t.due_at FROM task t WHERE "
            + " AND ".join(where) + " ORDER BY t.due_at IS NULL, t.due_at, t.created_at, t.id")
-    with rt.reader.begin() as conn:
-        db = Lean(conn)
+    with Lean.transaction(rt.db, readonly=True) as db:
         rows = db.all(sql, params)
         groups = {}
         for i in range(0, len(rows), 500):

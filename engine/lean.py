@@ -8,6 +8,7 @@ path go straight to the driver. Texts are written with ``?`` placeholders and qu
 common ground of SQLite and PostgreSQL; for psycopg the placeholders become ``%s``.
 """
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 
@@ -18,13 +19,41 @@ def _pg_text(sql):
 
 
 class Lean:
-    """A cursor on the driver connection behind a SQLAlchemy connection (inside its transaction)."""
+    """A cursor on the driver connection behind a SQLAlchemy connection (inside its transaction), or on a
+    pooled connection of its own (``Lean.transaction``)."""
 
     __slots__ = ("pg", "cur")
 
-    def __init__(self, conn):
-        self.pg = conn.dialect.name == "postgresql"
-        self.cur = conn.connection.driver_connection.cursor()
+    def __init__(self, conn=None, cursor=None, pg=False):
+        if conn is not None:
+            self.pg = conn.dialect.name == "postgresql"
+            self.cur = conn.connection.driver_connection.cursor()
+        else:
+            self.pg, self.cur = pg, cursor
+
+    @classmethod
+    @contextmanager
+    def transaction(cls, db_engine, readonly=False):
+        """A transaction on a connection from the engine's pool, without SQLAlchemy's per-transaction
+        machinery (about a tenth of a millisecond each, five times per case). SQLite write transactions
+        take the write lock up front (BEGIN IMMEDIATE), as every writer of the engine does."""
+        pooled = db_engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            pg = db_engine.dialect.name == "postgresql"
+            if not pg:
+                driver.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            try:
+                yield cls(cursor=driver.cursor(), pg=pg)
+            except BaseException:
+                driver.rollback()
+                raise
+            if readonly:
+                driver.rollback()
+            else:
+                driver.commit()
+        finally:
+            pooled.close()  # back to the pool
 
     def _sql(self, sql):
         return _pg_text(sql) if self.pg else sql
