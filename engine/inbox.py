@@ -211,12 +211,12 @@ def _set_assignee(rt, person, task_id, assignee, action, expect_free=False):
         task = get_task(rt, person, task_id)
         if task["state"] != "open":
             raise Taken(_closed_message(task))
+        if expect_free and task["assignee"] not in (None, person.name):
+            raise Taken(f"Die Aufgabe wurde bereits von {task['assignee']} übernommen.")
         if action == "task_claimed" and not may_work(person, task):
             raise Forbidden("Diese Aufgabe gehört zu keiner Ihrer Gruppen.")
         if action == "task_unclaimed" and task["assignee"] != person.name and not person.is_teamlead:
             raise Forbidden("Sie können nur eigene Aufgaben freigeben.")
-        if expect_free and task["assignee"] not in (None, person.name):
-            raise Taken(f"Die Aufgabe wurde bereits von {task['assignee']} übernommen.")
         if task["assignee"] == assignee:
             return False
         try:

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from test_web_fixtures import *  # noqa: F403  (clock, web_rt)
 
 from engine.errors import NotFound
 from engine.schema import ApiToken, User
@@ -20,7 +21,6 @@ from engine.users import (
     session_person,
     token_person,
 )
-from test_web_fixtures import *  # noqa: F403  (clock, web_rt)
 
 HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
 
