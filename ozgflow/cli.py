@@ -283,13 +283,19 @@ def process_list(as_json):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
+@json_option
 @handles_errors
-def serve(host, port, workers):
-    """Start the web server (gunicorn)."""
+def serve(host, port, workers, as_json):
+    """Start the web server (gunicorn). With --json: one line {"url", "pid"} on stdout, logs on stderr."""
+    import os
+
     from ozgflow.server import serve as run_server
 
     runtime().close()  # make sure the schema exists before workers start
-    run_server(host, port, workers)
+    url = f"http://{host}:{port}"
+    emit(as_json, {"url": url, "pid": os.getpid()}, f"ozgflow on {url}")
+    sys.stdout.flush()
+    run_server(host, port, workers, access_log="-" if not as_json else None)
 
 
 if __name__ == "__main__":

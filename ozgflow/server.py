@@ -18,6 +18,7 @@ class _Server(BaseApplication):
         return create_app()
 
 
-def serve(host, port, workers):
+def serve(host, port, workers, access_log="-"):
+    """Serve until stopped. ``access_log``: "-" for stdout, None for none (errors always go to stderr)."""
     _Server({"bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": 4,
-             "accesslog": "-", "timeout": 60}).run()
+             "accesslog": access_log, "errorlog": "-", "timeout": 60}).run()
