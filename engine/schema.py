@@ -286,3 +286,47 @@ class Comment(Base):
     author: Mapped[str] = mapped_column(String(255))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Submission(Base):
+    """An application received from the OZG mailbox (FIT-Connect), kept whatever became of it.
+
+    States: ``received`` (stored, not yet answered), ``accepted`` (a case was started), ``rejected``
+    (refused with a FIT-Connect problem; quarantined with its raw encrypted parts)."""
+
+    __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_tenant_state", "tenant", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(String(64), unique=True)  # FIT-Connect submissionId
+    fitconnect_case_id: Mapped[str | None] = mapped_column(String(64), index=True)  # FIT-Connect caseId
+    tenant: Mapped[str] = mapped_column(String(64))
+    destination_id: Mapped[str] = mapped_column(String(64))
+    service: Mapped[str | None] = mapped_column(String(64))  # LeiKa key
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    problem_type: Mapped[str | None] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # accept/reject event confirmed sent
+    metadata_json: Mapped[str | None] = mapped_column(Text)  # decrypted metadata
+    data_json: Mapped[str | None] = mapped_column(Text)  # decrypted Fachdaten
+    raw: Mapped[str] = mapped_column(Text)  # JSON: the encrypted parts as received (JWE compact), untouched
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+
+
+class Document(Base):
+    """A file of a case (the citizen's attachments, later letters), stored content-addressed on disk."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_pk: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    attachment_id: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(512))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))  # form, attachment, report, letter
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sha512: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
