@@ -154,6 +154,25 @@ def _insert_tasks(db, tasks, version, case_id, tenant, now):
     db.many(INSERT_GROUP, groups)
 
 
+class StepContext:
+    """What a step hook sees: the case after a step, inside the step's transaction."""
+
+    __slots__ = ("case_id", "tenant", "version", "workflow", "scan", "trail", "now")
+
+    def __init__(self, case_id, tenant, version, workflow, scan, trail, now):
+        self.case_id, self.tenant, self.version, self.workflow = case_id, tenant, version, workflow
+        self.scan, self.trail, self.now = scan, trail, now
+
+
+def _after_step(rt, db, ctx):
+    """Run the runtime's step hooks (e.g. scheduling timer jobs) in the same transaction as the step.
+
+    Hooks run after the case row, its tasks and history are written; they may write rows of their own
+    with ``db`` but must not add history entries (the chain is already sealed)."""
+    for hook in rt.step_hooks:
+        hook(db, ctx)
+
+
 def _write_audit(db, trail):
     db.many(INSERT_AUDIT, [(r["case_id"], r["seq"], r["at"], r["actor"], r["action"], r["element_id"], r["old"],
                             r["new"], r["prev_hash"], r["hash"]) for r in trail.rows])
@@ -227,6 +246,7 @@ def _start_one(rt, process_id, tenant, data, actor, submission_id):
         db.run(INSERT_CASE, (case_id, tenant, version.process_id, version.id, akz, state, blob, SERIALIZER_VERSION,
                              submission_id, db.ts(now), db.ts(now), seq, head))
         _insert_tasks(db, scan.ready, version, case_id, tenant, now)
+        _after_step(rt, db, StepContext(case_id, tenant, version, wf, scan, trail, now))
         _write_audit(db, trail)
     return {"id": case_id, "aktenzeichen": akz, "state": state, "error": str(error) if error else None}
 
@@ -321,6 +341,7 @@ def _complete_in(rt, db, task_id, actor, data):
     for gone in set(open_before) - open_after - {spiff_task.id}:
         db.run(CANCEL_TASK, (db.ts(now), str(gone)))
     _insert_tasks(db, [t for t in scan.ready if t.id not in open_before], version, case_id, tenant, now)
+    _after_step(rt, db, StepContext(case_id, tenant, version, wf, scan, trail, now))
     _write_audit(db, trail)
     return {"case_id": case_id, "state": state}
 

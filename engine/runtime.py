@@ -104,6 +104,9 @@ class Runtime:
         self.services = default_services() if services is None else services
         self.clock = clock or utcnow
         self.script_engine = ScriptEngine(self.services)
+        # Callables (db, StepContext) run inside the transaction of every start and task completion, after
+        # the case is written: the seam for scheduling timers and the like (see engine.cases._after_step).
+        self.step_hooks = []
         self._versions = {}
 
     def version(self, conn, version_id):
