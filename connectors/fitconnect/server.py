@@ -42,12 +42,14 @@ import secrets
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from flask import Flask, Response, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
 
 from . import crypto, store
 from .errors import CryptoError
@@ -100,6 +102,22 @@ def create_app(config=None):
     app.register_error_handler(HTTPException, _problem)
     _routes(app)
     return app
+
+
+@contextmanager
+def running(app, host="127.0.0.1", port=0):
+    """Serve ``app`` from a background thread (port 0: a free one) and yield its base URL; stop on exit.
+
+    For tests, benchmarks and demos that need a real HTTP server inside their own process."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="fitconnect-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 def _state():
