@@ -8,6 +8,7 @@ on the new state, or refused when the task was completed by the other one.
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -325,25 +326,88 @@ def _complete_in(rt, db, task_id, actor, data):
         spiff_task.run()
     except SpiffWorkflowException as exc:
         raise describe_workflow_error(exc) from None
-    scan, error = _advance(wf, trail, dict(spiff_task.data))
+    if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
+        raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
+    step = _Step(case_id, tenant, version, wf, trail, now, c_state, lock, audit_seq, audit_hash, set(open_before))
+    return _finish_step(rt, db, step, dict(spiff_task.data), {spiff_task.id})
+
+
+@dataclass(slots=True)
+class _Step:
+    """A case loaded for one step: what ``_finish_step`` needs to advance, store and record it."""
+
+    case_id: int
+    tenant: str
+    version: object
+    wf: object
+    trail: AuditTrail
+    now: datetime
+    state: str
+    lock: int
+    audit_seq: int
+    audit_hash: str
+    open_before: set
+
+
+def _finish_step(rt, db, step, before, closed=frozenset()):
+    """Run the engine, then store the case, sync its task rows, run the step hooks and append its history
+    (all in the caller's transaction). A failing script raises and nothing is stored."""
+    wf, trail, now = step.wf, step.trail, step.now
+    scan, error = _advance(wf, trail, before)
     if error is not None:
         raise error
     state = scan.state
-    if state != c_state:
-        trail.add(SYSTEM, "state_changed", None, old=c_state, new=state)
-    blob = version.serializer.dump(wf)
-    seq, head = trail.seal(case_id, audit_seq, audit_hash)
-    if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
-        raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
-    if db.run(SAVE_CASE, (state, blob, lock + 1, db.ts(now), seq, head, case_id, lock)) != 1:
-        raise ConcurrentUpdate(f"case {case_id} was changed by another process")
+    if state != step.state:
+        trail.add(SYSTEM, "state_changed", None, old=step.state, new=state)
+    blob = step.version.serializer.dump(wf)
+    seq, head = trail.seal(step.case_id, step.audit_seq, step.audit_hash)
+    if db.run(SAVE_CASE, (state, blob, step.lock + 1, db.ts(now), seq, head, step.case_id, step.lock)) != 1:
+        raise ConcurrentUpdate(f"case {step.case_id} was changed by another process")
     open_after = {t.id for t in scan.ready}
-    for gone in set(open_before) - open_after - {spiff_task.id}:
+    for gone in step.open_before - open_after - set(closed):
         db.run(CANCEL_TASK, (db.ts(now), str(gone)))
-    _insert_tasks(db, [t for t in scan.ready if t.id not in open_before], version, case_id, tenant, now)
-    _after_step(rt, db, StepContext(case_id, tenant, version, wf, scan, trail, now))
+    _insert_tasks(db, [t for t in scan.ready if t.id not in step.open_before], step.version, step.case_id,
+                  step.tenant, now)
+    _after_step(rt, db, StepContext(step.case_id, step.tenant, step.version, wf, scan, trail, now))
     _write_audit(db, trail)
-    return {"case_id": case_id, "state": state}
+    return {"case_id": step.case_id, "state": state}
+
+
+CASE_FOR_STEP = ('SELECT version_id, workflow, lock_version, audit_seq, audit_hash, state, tenant FROM "case" '
+                 'WHERE id = ?')
+
+
+def step_case(rt, case_id, act):
+    """Change a waiting case from outside and run it until it waits again, in one transaction.
+
+    ``act(workflow, trail, now)`` does the change — deliver a message (``workflow.send_event``), fire due
+    timers (``workflow.refresh_timers``) … — and adds its own history entries to ``trail`` (e.g.
+    ``timer_fired``, ``message_delivered``); whatever it returns is returned as ``result``. Raising inside
+    ``act`` leaves the case unchanged. Retries when another process changed the case meanwhile."""
+    for _attempt in range(RETRIES):
+        try:
+            with Lean.transaction(rt.db) as db:
+                return _step_in(rt, db, int(case_id), act)
+        except ConcurrentUpdate:
+            continue
+    raise ConcurrentUpdate(f"case {case_id} is changing too often at the moment; try again")
+
+
+def _step_in(rt, db, case_id, act):
+    row = db.one(CASE_FOR_STEP, (case_id,))
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    version_id, blob, lock, audit_seq, audit_hash, c_state, tenant = row
+    version = rt.version(db, version_id)
+    now = rt.clock()
+    wf = version.serializer.load(bytes(blob), version.spec, version.subprocess_specs)
+    wf.script_engine = rt.script_engine
+    trail = AuditTrail(iso(now))
+    open_before = {t.id for t in Scan(wf).ready}
+    before = case_data(wf)
+    result = act(wf, trail, now)
+    step = _Step(case_id, tenant, version, wf, trail, now, c_state, lock, audit_seq, audit_hash, open_before)
+    return {**_finish_step(rt, db, step, before), "result": result}
 
 
 def _completed_message(task_id, title, state, completed_by):
