@@ -36,11 +36,11 @@ def _load(task_id):
     return task, task_form(rt(), task) or {"type": "object", "properties": {}}
 
 
-def _render(task, schema, values, errors=None, message=None, status=200, draft_at=None):
+def _render(task, schema, values, errors=None, message=None, status=200, draft_at=None, conflict=False):
     case = view_case(rt(), g.user, task["case_id"])
     return render_template("task.html", task=task, case=case, fields=fields_of(schema), values=values,
                            errors=errors or {}, message=message, may_work=may_work(g.user, task),
-                           draft_at=draft_at), status
+                           draft_at=draft_at, conflict=conflict), status
 
 
 @bp.get("/aufgaben/<task_id>")
@@ -84,7 +84,7 @@ def submit(task_id):
         fresh = get_task(rt(), g.user, task_id)
         message = str(exc) if isinstance(exc, Taken) else _closed(fresh)
         return _render(fresh, schema, values, message=message + " Ihre Eingaben sind unten noch zu sehen.",
-                       status=409)
+                       status=409, conflict=True)
     except Forbidden as exc:
         return _render(task, schema, values, message=str(exc), status=403)
     except (CaseError, ConcurrentUpdate) as exc:
