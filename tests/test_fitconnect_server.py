@@ -296,3 +296,20 @@ def test_mailbox_send_command(mailbox, tmp_path):
                                  env={**env, "OZGFLOW_FITCONNECT_URL": "http://127.0.0.1:9"}, timeout=120)
     assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
     assert unreachable.stderr.startswith("error: ")
+
+
+def test_expired_token_is_refused_and_the_client_fetches_a_new_one(tmp_path):
+    """Time is injected (CLOCK): the server's clock jumps past the token's lifetime."""
+    tenants = load_tenants(DEFAULT_TENANTS)
+    ensure_demo_keys(tmp_path / "var", tenants, key_size=2048)
+    now = [1_800_000_000.0]
+    app = create_app({"DATABASE": str(tmp_path / "server.sqlite"), "VAR_DIR": str(tmp_path / "var"),
+                      "DESTINATIONS": tenants.destinations, "CLOCK": lambda: now[0], "TOKEN_TTL": 60})
+    destination = tenants.get("fulda").destinations[0]
+    with running(app) as url, Receiver(url, destination.client_id, destination.secret()) as receiver:
+        first = receiver.token()
+        assert receiver.list_submissions() == []
+        now[0] += 61
+        assert httpx.get(f"{url}/v2/submissions", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+        assert receiver.list_submissions() == []  # one 401, a fresh token, the same call again
+        assert receiver.token() != first

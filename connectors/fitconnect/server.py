@@ -46,12 +46,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from flask import Flask, Response, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-from . import crypto, store
+from . import callbacks, crypto, store
 from .errors import CryptoError
 from .keys import ensure_signing_key, key_folder
 
@@ -97,7 +96,7 @@ def create_app(config=None):
         "destinations": {d.id: d for d in app.config["DESTINATIONS"]},
         "receivers": {d.client_id: d for d in app.config["DESTINATIONS"]},
     }
-    store.connect(database).close()  # create the schema once, before the first request
+    store.create(database)  # once, before the first request
     app.teardown_appcontext(_close_db)
     app.register_error_handler(HTTPException, _problem)
     _routes(app)
@@ -500,38 +499,14 @@ def get_events(case_id):
 # -- callbacks ------------------------------------------------------------------------------------------
 
 def _announce_by_callback(sub):
-    """Tell the receiver about a new submission, in the background; polling remains the safety net."""
+    """Tell the receiver about a new submission (callbacks.py), when a callback URL is configured."""
     url, secret = current_app.config["CALLBACK_URL"], current_app.config["CALLBACK_SECRET"]
     if not url:
         return
     if not secret:
         log.warning("CALLBACK_URL is set but CALLBACK_SECRET is not; no callback sent")
         return
-    body = json.dumps({"type": crypto.NEW_SUBMISSIONS_CALLBACK, "submissionIds": [sub["submission_id"]],
-                       "submissions": [{"destinationId": sub["destination_id"], "submissionId": sub["submission_id"],
-                                        "caseId": sub["case_id"]}]}, separators=(",", ":"))
-    context = {"url": url, "secret": secret, "timeout": current_app.config["CALLBACK_TIMEOUT"],
-               "database": current_app.config["DATABASE"], "clock": current_app.config["CLOCK"],
-               "signing_key": _state()["signing_key"], "issuer": _issuer()}
-    threading.Thread(target=_send_callback, args=(context, sub, body), daemon=True).start()
-
-
-def _send_callback(ctx, sub, body):
-    timestamp = str(int(ctx["clock"]()))
-    headers = {"callback-authentication": crypto.callback_signature(ctx["secret"], timestamp, body),
-               "callback-timestamp": timestamp, "content-type": "application/json"}
-    try:
-        response = httpx.post(ctx["url"], content=body.encode(), headers=headers, timeout=ctx["timeout"])
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        log.warning("callback for submission %s to %s failed: %s", sub["submission_id"], ctx["url"], exc)
-        return
-    token = crypto.make_set(ctx["signing_key"], issuer=ctx["issuer"], submission_id=sub["submission_id"],
-                            case_id=sub["case_id"], event=crypto.NOTIFY_SUBMISSION, now=int(timestamp))
-    conn = store.connect(ctx["database"])
-    try:
-        with store.transaction(conn):
-            store.add_event(conn, sub["case_id"], sub["submission_id"], crypto.NOTIFY_SUBMISSION, token,
-                            int(timestamp))
-    finally:
-        conn.close()
+    callbacks.announce(callbacks.CallbackTarget(
+        url=url, secret=secret, timeout=current_app.config["CALLBACK_TIMEOUT"],
+        database=current_app.config["DATABASE"], clock=current_app.config["CLOCK"],
+        signing_key=_state()["signing_key"], issuer=_issuer()), sub)

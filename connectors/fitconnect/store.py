@@ -55,14 +55,22 @@ CREATE INDEX IF NOT EXISTS event_case ON event (case_id, seq);
 
 
 def connect(path):
-    """An autocommit connection (transactions are explicit, see :func:`transaction`), schema ensured."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """An autocommit connection (transactions are explicit, see :func:`transaction`)."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
     return conn
+
+
+def create(path):
+    """Create the file and its tables if missing (idempotent); WAL lets readers work beside a writer."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once
+        conn.executescript(SCHEMA)
+    finally:
+        conn.close()
 
 
 @contextmanager
