@@ -229,26 +229,33 @@ def start_case(rt, process_id, tenant, data=None, actor=SYSTEM, submission_id=No
 
 def _start_one(rt, process_id, tenant, data, actor, submission_id):
     with Lean.transaction(rt.db) as db:
-        version = rt.version(db, newest_version_id(db, process_id))
-        now = rt.clock()
-        wf = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=rt.script_engine)
-        wf.task_tree.children[0].data.update(data)  # the start task: initial data goes here
-        trail = AuditTrail(iso(now))
-        trail.add(actor, "case_started", None, new={"process_id": version.process_id, "version": version.version,
-                                                     "tenant": tenant, "submission_id": submission_id})
-        _record_changes(trail, actor, None, {}, data)
-        scan, error = _advance(wf, trail, data)
-        state = "error" if error else scan.state
-        trail.add(SYSTEM, "state_changed", None, old=None, new=state)
-        blob = version.serializer.dump(wf)
-        case_id = _next_case_id(db)
-        akz = _aktenzeichen(rt, db, tenant, process_id, now)
-        seq, head = trail.seal(case_id, 0, GENESIS)
-        db.run(INSERT_CASE, (case_id, tenant, version.process_id, version.id, akz, state, blob, SERIALIZER_VERSION,
-                             submission_id, db.ts(now), db.ts(now), seq, head))
-        _insert_tasks(db, scan.ready, version, case_id, tenant, now)
-        _after_step(rt, db, StepContext(case_id, tenant, version, wf, scan, trail, now))
-        _write_audit(db, trail)
+        return start_in(rt, db, process_id, tenant, data, actor, submission_id)
+
+
+def start_in(rt, db, process_id, tenant, data, actor=SYSTEM, submission_id=None):
+    """Start one case inside the caller's transaction ``db`` (a Lean cursor); see ``start_case``.
+
+    For callers that must write other rows atomically with the case (the mailbox pickup)."""
+    version = rt.version(db, newest_version_id(db, process_id))
+    now = rt.clock()
+    wf = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=rt.script_engine)
+    wf.task_tree.children[0].data.update(data)  # the start task: initial data goes here
+    trail = AuditTrail(iso(now))
+    trail.add(actor, "case_started", None, new={"process_id": version.process_id, "version": version.version,
+                                                 "tenant": tenant, "submission_id": submission_id})
+    _record_changes(trail, actor, None, {}, data)
+    scan, error = _advance(wf, trail, data)
+    state = "error" if error else scan.state
+    trail.add(SYSTEM, "state_changed", None, old=None, new=state)
+    blob = version.serializer.dump(wf)
+    case_id = _next_case_id(db)
+    akz = _aktenzeichen(rt, db, tenant, process_id, now)
+    seq, head = trail.seal(case_id, 0, GENESIS)
+    db.run(INSERT_CASE, (case_id, tenant, version.process_id, version.id, akz, state, blob, SERIALIZER_VERSION,
+                         submission_id, db.ts(now), db.ts(now), seq, head))
+    _insert_tasks(db, scan.ready, version, case_id, tenant, now)
+    _after_step(rt, db, StepContext(case_id, tenant, version, wf, scan, trail, now))
+    _write_audit(db, trail)
     return {"id": case_id, "aktenzeichen": akz, "state": state, "error": str(error) if error else None}
 
 

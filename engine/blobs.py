@@ -1,0 +1,46 @@
+"""Content-addressed files on disk (``<var>/blobs/ab/abcdef…``): documents of cases, raw parts.
+
+A file's name is its SHA-256, so writing the same content twice is harmless and a stored file can be
+checked against its name at any time. Files are written to a temporary name and renamed, so a crash never
+leaves half a file under a real name.
+"""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobStore:
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, sha256):
+        return self.root / sha256[:2] / sha256
+
+    def put(self, content):
+        """Store ``content`` (bytes); returns its SHA-256 (hex)."""
+        digest = hashlib.sha256(content).hexdigest()
+        target = self.path(digest)
+        if target.is_file():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest
+
+    def get(self, sha256):
+        """The content stored under ``sha256`` (FileNotFoundError if absent)."""
+        return self.path(sha256).read_bytes()
+
+
+def blob_store(rt):
+    return BlobStore(rt.settings.var_dir / "blobs")
