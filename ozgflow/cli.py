@@ -304,3 +304,4 @@ import ozgflow.cli_users  # noqa: E402,F401  (registers the "users" commands)
 from ozgflow import cli_mailbox  # noqa: E402  (registers "mailbox-server" and "mailbox")
 
 cli_mailbox.register(main)
+import ozgflow.cli_intake  # noqa: E402,F401  (registers "mailbox pickup" and "mailbox quarantine")

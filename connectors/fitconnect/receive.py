@@ -134,7 +134,9 @@ class FitConnectSource:
         sizes = {"metadata": r.raw["encryptedMetadata"], "data": r.raw["encryptedData"],
                  **{f"attachment:{aid}": t for aid, t in r.raw["attachments"].items()}}
         for instance, token in sizes.items():
-            if len(token) > self.max_part_bytes * 4 // 3 + 4096:
+            segments = token.split(".")
+            ciphertext = segments[3] if len(segments) == 5 else token  # GCM: as long as the plaintext
+            if len(ciphertext) * 3 // 4 > self.max_part_bytes:
                 r.problems.append(problem("technical-error", "Teil zu groß",
                                           f"{instance} exceeds the limit of {self.max_part_bytes} bytes", instance))
         if r.problems:
