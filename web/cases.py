@@ -1,7 +1,5 @@
 """The case page: application data, history in German words, comments and the BPMN diagram."""
 
-import json
-
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from engine.errors import NotFound, OzgflowError
@@ -42,8 +40,10 @@ def _value(v):
         return "nein"
     if v is None:
         return "—"
-    if isinstance(v, dict | list):
-        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, dict):  # readable, not JSON: "(name: Erika, adresse: (ort: Marburg))"
+        return "(" + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
     return str(v)
 
 
@@ -95,8 +95,10 @@ def show(case_id):
     titles = {eid: m.get("title") or eid for eid, m in meta.get("tasks", {}).items()}
     history = [{**e, "label": describe(e, titles)[0], "detail": describe(e, titles)[1],
                 "who": ACTORS.get(e["actor"], e["actor"])} for e in reversed(case["history"])]
+    states = element_states(rt(), case_id)
     return render_template("case.html", case=case, history=history, comments=comments(rt(), case_id),
-                           states=element_states(rt(), case_id), state_label=STATES.get(case["state"]))
+                           states=states, active_titles=[titles.get(e, e) for e in states["active"]],
+                           state_label=STATES.get(case["state"]))
 
 
 @bp.get("/vorgaenge/<int:case_id>/diagramm.bpmn")
