@@ -89,6 +89,14 @@ class FitConnectSource:
         self.keys = key_folder(var_dir, destination)
         self.max_part_bytes = max_part_bytes
         self._delivery_keys = None
+        self._loaded = {}
+
+    def _key(self, purpose, private=False):
+        """A key of the destination, loaded once: turning a 4096-bit private JWK into a usable key costs
+        about a third of a second (the RSA key check), far more than using it."""
+        if (purpose, private) not in self._loaded:
+            self._loaded[(purpose, private)] = self.keys.load(purpose, private)
+        return self._loaded[(purpose, private)]
 
     def pending(self):
         return self.receiver.list_submissions(self.destination_id)
@@ -105,7 +113,7 @@ class FitConnectSource:
     # -- answering ---------------------------------------------------------------------------------------
 
     def answer_in_log(self, case_id, submission_id):
-        signing = self.keys.signing_public_key()
+        signing = self._key("signing")
         for token in self.receiver.event_log(case_id):
             try:
                 claims = crypto.verify_set(token, [signing])
@@ -124,7 +132,7 @@ class FitConnectSource:
         submission_id, case_id = received_ids
         event = crypto.ACCEPT_SUBMISSION if accept else crypto.REJECT_SUBMISSION
         payload = {"authenticationTags": tags} if accept else {"problems": problems}
-        token = crypto.make_set(self.keys.signing_private_key(), issuer=self.destination_id,
+        token = crypto.make_set(self._key("signing", private=True), issuer=self.destination_id,
                                 submission_id=submission_id, case_id=case_id, event=event, payload=payload)
         self.receiver.post_event(case_id, token)
 
@@ -143,7 +151,7 @@ class FitConnectSource:
             return
         if not self._check_tags(r):
             return
-        private = self.keys.encryption_private_key()
+        private = self._key("encryption", private=True)
         r.metadata = self._decrypt_json(r, r.raw["encryptedMetadata"], private, "metadata")
         if r.metadata is None or not self._check_metadata(r, sub):
             return
