@@ -18,6 +18,7 @@ Typical pickup::
 
 import os
 import time
+from urllib.parse import quote
 
 import httpx
 from jwcrypto import jwk
@@ -29,6 +30,11 @@ from .errors import ApiError, AuthError, Conflict, CryptoError, MailboxError, No
 DEFAULT_URL = "http://127.0.0.1:5001"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 JOSE = "application/jose"
+
+
+def _q(value):
+    """One path segment: ids come from answers and files, so they must not be able to change the path."""
+    return quote(str(value), safe="")
 
 
 def base_url_from_env(environ=None):
@@ -139,19 +145,19 @@ class _Api:
 
     def destination(self, destination_id):
         """The destination's description: destinationId, status, encryptionKid, services, metadataVersions."""
-        body = self._get_json(f"/v2/destinations/{destination_id}", "destination")
+        body = self._get_json(f"/v2/destinations/{_q(destination_id)}", "destination")
         if not isinstance(body.get("encryptionKid"), str):
             raise MailboxError(f"destination {destination_id} names no encryptionKid")
         return body
 
     def destination_key(self, destination_id, kid):
         """A public key of the destination (encryption or signing) as a jwcrypto JWK."""
-        body = self._get_json(f"/v2/destinations/{destination_id}/keys/{kid}", "destination key")
+        body = self._get_json(f"/v2/destinations/{_q(destination_id)}/keys/{_q(kid)}", "destination key")
         return _public_jwk(body, f"key {kid} of destination {destination_id}")
 
     def event_log(self, case_id):
         """The compact SETs of a case, oldest first (verify them before trusting them)."""
-        log = self._get_json(f"/v2/cases/{case_id}/events", "event log").get("eventLog")
+        log = self._get_json(f"/v2/cases/{_q(case_id)}/events", "event log").get("eventLog")
         if not isinstance(log, list) or not all(isinstance(t, str) for t in log):
             raise MailboxError(f"event log of case {case_id} is not a list of tokens")
         return log
@@ -201,7 +207,7 @@ class Receiver(_Api):
 
     def fetch_submission(self, submission_id):
         """One submission: ids, serviceType, attachments (ids), encryptedMetadata, encryptedData (compact JWE)."""
-        body = self._get_json(f"/v2/submissions/{submission_id}", "submission")
+        body = self._get_json(f"/v2/submissions/{_q(submission_id)}", "submission")
         attachments = body.get("attachments", [])
         if not (isinstance(body.get("caseId"), str) and isinstance(body.get("encryptedMetadata"), str)
                 and isinstance(attachments, list) and all(isinstance(a, str) for a in attachments)):
@@ -210,14 +216,14 @@ class Receiver(_Api):
 
     def fetch_attachment(self, submission_id, attachment_id):
         """One attachment of a submission as compact JWE text."""
-        return self._call("GET", f"/v2/submissions/{submission_id}/attachments/{attachment_id}").text.strip()
+        return self._call("GET", f"/v2/submissions/{_q(submission_id)}/attachments/{_q(attachment_id)}").text.strip()
 
     def post_event(self, case_id, set_token):
         """Post a signed SET (accept-submission / reject-submission).
 
         Raises Conflict when the submission already has its accept or reject, ApiError (422) when the
         delivery service refuses the event (e.g. its signature does not verify)."""
-        self._call("POST", f"/v2/cases/{case_id}/events", expect=(200, 201, 202, 204),
+        self._call("POST", f"/v2/cases/{_q(case_id)}/events", expect=(200, 201, 202, 204),
                    content=set_token.encode("utf-8"), content_type=JOSE)
 
 
@@ -237,12 +243,12 @@ class Sender(_Api):
 
     def upload_attachment(self, submission_id, attachment_id, encrypted):
         """Upload one attachment (compact JWE)."""
-        self._call("PUT", f"/v2/submissions/{submission_id}/attachments/{attachment_id}", expect=(200, 204),
+        self._call("PUT", f"/v2/submissions/{_q(submission_id)}/attachments/{_q(attachment_id)}", expect=(200, 204),
                    content=encrypted.encode("utf-8"), content_type=JOSE)
 
     def submit(self, submission_id, encrypted_metadata, encrypted_data):
         """Hand in metadata and data (compact JWEs): the submission is complete and ready for pickup."""
-        self._call("PUT", f"/v2/submissions/{submission_id}", expect=(200, 204),
+        self._call("PUT", f"/v2/submissions/{_q(submission_id)}", expect=(200, 204),
                    json={"encryptedMetadata": encrypted_metadata, "encryptedData": encrypted_data})
 
     def send(self, destination_id, *, service, metadata, data, attachments):
