@@ -20,7 +20,9 @@ submission (answered next time), never a second case and never a second answer.
 import hashlib
 import json
 import logging
+import os
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .blobs import blob_store
@@ -52,11 +54,14 @@ class PickupReport:
         return {k: list(v) for k, v in self.__dict__.items()}
 
 
-def pickup(rt, tenant_id, source, report=None):
+def pickup(rt, tenant_id, source, report=None, parallel=None):
     """One pickup round for one destination of ``tenant_id``; returns a PickupReport.
 
-    Transport failures (mailbox unreachable, HTTP errors) are logged and reported, never raised: the next
-    round tries again."""
+    Up to ``parallel`` submissions (default ``OZGFLOW_MAILBOX_PARALLEL``, 4) are worked at once: a
+    submission spends most of its time waiting for the mailbox's answers and in RSA (which releases the
+    GIL), so a few at a time hide the waiting. Each one is still stored in its own transaction. Transport
+    failures (mailbox unreachable, HTTP errors) are logged and reported, never raised: the next round
+    tries again."""
     from connectors.fitconnect.errors import MailboxError
 
     report = report or PickupReport()
@@ -66,13 +71,22 @@ def pickup(rt, tenant_id, source, report=None):
         log.warning("mailbox %s unreachable: %s", source.destination_id, exc)
         report.errors.append((source.destination_id, str(exc)))
         return report
-    for item in pending:
-        sid = item["submissionId"]
+
+    def one(sid):
         try:
             _pick_one(rt, tenant_id, source, sid, report)
         except MailboxError as exc:
             log.warning("submission %s: %s (will retry)", sid, exc)
             report.errors.append((sid, str(exc)))
+
+    ids = [item["submissionId"] for item in pending]
+    workers = max(1, parallel or int(os.environ.get("OZGFLOW_MAILBOX_PARALLEL") or 4))
+    if workers == 1 or len(ids) <= 1:
+        for sid in ids:
+            one(sid)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pickup") as pool:
+            list(pool.map(one, ids))  # list(): re-raise anything unexpected here
     for sid, case_id, _state in _unanswered(rt, source.destination_id):
         if sid in report.accepted or sid in report.rejected:
             continue
@@ -241,9 +255,9 @@ def sources(rt, tenant=None, base_url=None):
     return found
 
 
-def poll_all(rt, tenant=None, base_url=None):
+def poll_all(rt, tenant=None, base_url=None, parallel=None):
     """One pickup round over every destination; one PickupReport for all of them."""
     report = PickupReport()
     for tenant_id, source in sources(rt, tenant, base_url):
-        pickup(rt, tenant_id, source, report)
+        pickup(rt, tenant_id, source, report, parallel=parallel)
     return report

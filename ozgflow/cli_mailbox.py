@@ -59,9 +59,8 @@ def _settings_and_tenants():
 @mailbox_errors
 def mailbox_server(db_path, host, port, callback_url):
     """Run the local FIT-Connect server (sender and receiver side of the Submission API v2)."""
-    from werkzeug.serving import run_simple
-
     from connectors.fitconnect.server import create_app
+    from ozgflow.server import serve_app
 
     settings, tenants = _settings_and_tenants()
     config = {"DATABASE": str(db_path or settings.var_dir / "fitconnect-server.sqlite"),
@@ -72,7 +71,7 @@ def mailbox_server(db_path, host, port, callback_url):
     app = create_app(config)
     click.echo(f"FIT-Connect server on http://{host}:{port} for {len(tenants.destinations)} destinations "
                f"(store {app.config['DATABASE']})", err=True)
-    run_simple(host, port, app, threaded=True)
+    serve_app(lambda: app, host, port)  # one process: the store and the signing key are its own
 
 
 @click.group()
