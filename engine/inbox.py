@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, union_all, update
 
 from .cases import complete_task, get_case, iso, record, validate_form
 from .errors import AlreadyCompleted, ConcurrentUpdate, NotFound, OzgflowError
@@ -52,29 +52,38 @@ class InboxFilter:
 # --- what a person sees ---------------------------------------------------------------------------------
 
 
-def _in_groups(person):
-    return TASKS.c.id.in_(select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups)))
+def _visible_ids(person):
+    """The ids of the open tasks assigned to ``person`` or offered to one of their groups: a small set,
+    read through the assignee index and the task_group index."""
+    mine = select(TASKS.c.id).where(TASKS.c.assignee == person.name, TASKS.c.state == "open")
+    if not person.groups:
+        return mine
+    return union_all(mine, select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups)))
 
 
 def _scope_condition(person, scope):
-    mine = TASKS.c.assignee == person.name
-    groups = _in_groups(person) if person.groups else None
-    visible = None if person.is_teamlead else (or_(mine, groups) if groups is not None else mine)
+    """(condition, small): ``small`` when the condition picks few rows by its own index, so the tenant
+    must not be read through the tenant index (the planner would scan the whole tenant otherwise)."""
     if scope == "mine":
-        return mine
+        return TASKS.c.assignee == person.name, True
     if scope == "groups":
-        return groups if groups is not None else TASKS.c.id.is_(None)
-    if scope == "unassigned":
-        return TASKS.c.assignee.is_(None) if visible is None else and_(TASKS.c.assignee.is_(None), visible)
-    return visible
+        if not person.groups:
+            return TASKS.c.id.is_(None), True
+        return TASKS.c.id.in_(select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups))), True
+    if person.is_teamlead:
+        return (TASKS.c.assignee.is_(None) if scope == "unassigned" else None), False
+    visible = TASKS.c.id.in_(_visible_ids(person))
+    # ``assignee || ''`` keeps the planner off the assignee index, where NULL is the largest value of all
+    return (and_((TASKS.c.assignee + "").is_(None), visible) if scope == "unassigned" else visible), True
 
 
-def _base_conditions(person, f):
+def _base_conditions(person, f, small=False):
     conds = [TASKS.c.state == "open"]
-    if not person.is_admin:
-        conds.append(TASKS.c.tenant == person.tenant)
-    elif f.tenant:
-        conds.append(TASKS.c.tenant == f.tenant)
+    tenant = person.tenant if not person.is_admin else f.tenant
+    if tenant:
+        # ``tenant || ''`` is the same test without the tenant index: for small scopes that index is the
+        # wrong way in (SQLite and PostgreSQL both understand it).
+        conds.append((TASKS.c.tenant + "" if small else TASKS.c.tenant) == tenant)
     if f.process:
         conds.append(TASKS.c.process_id == f.process)
     if f.element:
@@ -89,27 +98,44 @@ def _base_conditions(person, f):
     return conds
 
 
+def _conditions(person, f, scope, overdue_at=None):
+    cond, small = _scope_condition(person, scope)
+    conds = _base_conditions(person, f, small) + ([cond] if cond is not None else [])
+    return conds + ([TASKS.c.due_at < overdue_at] if overdue_at is not None else [])
+
+
+COLUMNS = (TASKS.c.id, TASKS.c.case_id, TASKS.c.element_id, TASKS.c.title, TASKS.c.assignee, TASKS.c.due_at,
+           TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen)
+
+
+def _page(conn, conds, offset, limit):
+    """Rows ``offset``… of ``conds``, soonest due first, no due date last — as two index-ordered reads
+    (tasks with a due date, then those without), since "NULLs last" would defeat the due-date index."""
+    def rows(extra, order, off, lim):
+        q = (select(*COLUMNS).join(CASES, CASES.c.id == TASKS.c.case_id).where(*conds, extra)
+             .order_by(*order, TASKS.c.created_at, TASKS.c.id).limit(lim).offset(off))
+        return conn.execute(q).mappings().all()
+
+    dated = rows(TASKS.c.due_at.isnot(None), [TASKS.c.due_at], offset, limit)
+    if len(dated) == limit:
+        return dated
+    skipped = offset if dated else _count(conn, conds + [TASKS.c.due_at.isnot(None)])
+    return dated + rows(TASKS.c.due_at.is_(None), [], max(0, offset - skipped), limit - len(dated))
+
+
 def list_inbox(rt, person, f=InboxFilter()):
     """One page of the open tasks ``person`` sees under filter ``f``, soonest due first (no due date
     last), with the total and the counts per scope. Items look like ``task list`` items plus
     ``aktenzeichen``, ``process_id``, ``tenant`` and ``overdue``."""
     now = rt.clock()
-    base = _base_conditions(person, f)
-    scope = _scope_condition(person, f.scope if f.scope in SCOPES else "all")
-    conds = base + ([scope] if scope is not None else []) + ([TASKS.c.due_at < now] if f.overdue else [])
+    scope = f.scope if f.scope in SCOPES else "all"
+    conds = _conditions(person, f, scope, now if f.overdue else None)
     page = max(1, int(f.page))
-    q = (select(TASKS.c.id, TASKS.c.case_id, TASKS.c.element_id, TASKS.c.title, TASKS.c.assignee, TASKS.c.due_at,
-                TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen)
-         .join(CASES, CASES.c.id == TASKS.c.case_id).where(*conds)
-         .order_by(TASKS.c.due_at.is_(None), TASKS.c.due_at, TASKS.c.created_at, TASKS.c.id)
-         .limit(f.per_page).offset((page - 1) * f.per_page))
     with rt.reader.connect() as conn:
-        rows = conn.execute(q).mappings().all()
+        rows = _page(conn, conds, (page - 1) * f.per_page, f.per_page)
         total = _count(conn, conds)
-        counts = {s: _count(conn, base + [c] if (c := _scope_condition(person, s)) is not None else base)
-                  for s in SCOPES}
-        visible = _scope_condition(person, "all")
-        counts["overdue"] = _count(conn, base + [TASKS.c.due_at < now] + ([visible] if visible is not None else []))
+        counts = {s: _count(conn, _conditions(person, f, s)) for s in SCOPES}
+        counts["overdue"] = _count(conn, _conditions(person, f, "all", now))
         groups = _groups_of(conn, [r["id"] for r in rows])
     items = [{"id": r["id"], "case_id": r["case_id"], "element_id": r["element_id"], "title": r["title"],
               "groups": groups.get(r["id"], []), "assignee": r["assignee"],

@@ -7,6 +7,7 @@ from test_web_fixtures import *  # noqa: F403
 from test_web_fixtures import csrf_of, login, open_task, start
 
 from engine.audit import history
+from engine.cases import list_tasks
 from engine.schema import Task
 
 
@@ -160,3 +161,17 @@ def test_titles_are_escaped(logged_in, web_rt):
         conn.execute(update(Task).where(Task.case_id == case_id).values(title="<script>alert(1)</script>"))
     html = logged_in.get("/posteingang").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_paging_puts_tasks_without_due_date_last(app, client, users, web_rt, clock):
+    app.config["INBOX_PAGE_SIZE"] = 2
+    cases = []
+    for _ in range(5):
+        cases += start(web_rt)
+        clock.advance(hours=1)
+    with web_rt.db.begin() as conn:
+        conn.execute(update(Task).where(Task.case_id.in_(cases[:2])).values(due_at=None))
+    login(client, "anna")
+    seen = sum((task_ids(client.get(f"/posteingang?page={p}").get_data(as_text=True)) for p in (1, 2, 3)), [])
+    assert seen == [t["id"] for t in list_tasks(web_rt, tenant="marburg")]  # the CLI's order
+    assert seen[-2:] == [open_task(web_rt, c)["id"] for c in cases[:2]]

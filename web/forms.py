@@ -75,6 +75,15 @@ def _text(value):
     return "" if value is None else str(value)
 
 
+def labels_of(fields):
+    """Field name -> label, nested fields included (for the error summary)."""
+    labels = {}
+    for f in fields:
+        labels[f.name] = f.label
+        labels.update(labels_of(f.children))
+    return labels
+
+
 def values_from(schema, form):
     """What was posted for the schema's fields, as text, exactly as typed."""
     return {f: form.get(f, "") for f in _names(fields_of(schema))}

@@ -17,7 +17,7 @@ from engine.inbox import (
 )
 
 from .auth import login_required
-from .forms import errors_of, fields_of, typed_data, values_from
+from .forms import errors_of, fields_of, labels_of, typed_data, values_from
 
 bp = Blueprint("tasks", __name__)
 
@@ -38,7 +38,8 @@ def _load(task_id):
 
 def _render(task, schema, values, errors=None, message=None, status=200, draft_at=None, conflict=False):
     case = view_case(rt(), g.user, task["case_id"])
-    return render_template("task.html", task=task, case=case, fields=fields_of(schema), values=values,
+    fields = fields_of(schema)
+    return render_template("task.html", task=task, case=case, fields=fields, labels=labels_of(fields), values=values,
                            errors=errors or {}, message=message, may_work=may_work(g.user, task),
                            draft_at=draft_at, conflict=conflict), status
 
