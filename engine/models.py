@@ -26,6 +26,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from .errors import DeployError, Problem
 from .restricted import CodeViolation, check_code
 from .safexml import UnsafeXml, parse_xml
+from .specs import engine_config
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -33,8 +34,9 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS, "spiffworkflow": SPIFF_NS}
 
 SERIALIZERS = {
-    "spiff": BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG)),
-    "camunda": BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)),
+    # engine_config: stored specs restore with our timer (clock) and service-task classes (engine.specs)
+    "spiff": BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(engine_config(SPIFF_CONFIG))),
+    "camunda": BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(engine_config(CAMUNDA_CONFIG))),
 }
 _VALIDATOR = None
 

@@ -25,6 +25,7 @@ from .lean import Lean
 from .models import load_specs
 from .restricted import ScriptEngine
 from .schema import utcnow
+from .specs import engine_config
 from .tenants import load_tenants
 
 SERIALIZER_VERSION = "1.5"
@@ -74,7 +75,8 @@ class StateSerializer:
         return self.converter.restore_with(dct, spec, subprocess_specs)
 
 
-STATE_SERIALIZERS = {"spiff": StateSerializer(SPIFF_CONFIG), "camunda": StateSerializer(CAMUNDA_CONFIG)}
+STATE_SERIALIZERS = {"spiff": StateSerializer(engine_config(SPIFF_CONFIG)),
+                     "camunda": StateSerializer(engine_config(CAMUNDA_CONFIG))}
 
 
 @dataclass
@@ -107,6 +109,11 @@ class Runtime:
         # Callables (db, StepContext) run inside the transaction of every start and task completion, after
         # the case is written: the seam for scheduling timers and the like (see engine.cases._after_step).
         self.step_hooks = []
+        # Timers, messages and service calls as jobs (engine.jobs). Imported here, not at the top: those
+        # modules import engine.cases, which imports this one.
+        from .jobs import install
+
+        install(self)
         self._versions = {}
 
     def version(self, conn, version_id):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -330,3 +331,60 @@ class Document(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     sha512: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- background work: jobs and messages (issue 5) ------------------------------------------------------
+
+
+class Job(Base):
+    """One piece of background work: a due timer, a service call, a message to deliver, a periodic run.
+
+    Workers claim due jobs (``engine.jobs``); a claimed job is ``running`` until ``lease_until``, after which
+    another worker may take it over. A failed job goes back to ``pending`` with a later ``due_at`` until
+    ``max_attempts`` is reached, then becomes an ``incident`` for an operator to retry or cancel. Finished
+    one-off jobs are deleted (the case's history keeps what happened); periodic jobs (``every_seconds``) are
+    moved to their next due time."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_state_due_at", "state", "due_at"),
+        Index("ix_job_state_lease_until", "state", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)  # one job per timer, per kind …
+    payload: Mapped[str] = mapped_column(Text)  # JSON object
+    state: Mapped[str] = mapped_column(String(16))  # pending, running, incident, cancelled
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(String(128))  # the worker holding the lease
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    backoff_seconds: Mapped[float] = mapped_column(Float)  # delay after the 1st failure; doubles after each
+    every_seconds: Mapped[float | None] = mapped_column(Float)  # periodic jobs: the interval
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    """A message from outside that could not be delivered at once: ``kept`` until the case waits for it
+    (or ``expires_at``), ``dead`` when it matched no case or expired — the dead-letter list."""
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_state_name", "state", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    correlation: Mapped[str] = mapped_column(Text)  # JSON object, as received
+    payload: Mapped[str] = mapped_column(Text)  # JSON object
+    state: Mapped[str] = mapped_column(String(16))  # kept, delivered, dead
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered or dead-lettered
+    reason: Mapped[str | None] = mapped_column(Text)  # why it is dead
