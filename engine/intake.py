@@ -261,3 +261,42 @@ def poll_all(rt, tenant=None, base_url=None, parallel=None):
     for tenant_id, source in sources(rt, tenant, base_url):
         pickup(rt, tenant_id, source, report, parallel=parallel)
     return report
+
+
+# --- as background work ------------------------------------------------------------------------------------
+
+POLL_KIND = "mailbox_poll"
+POLL_KEY = f"periodic:{POLL_KIND}"
+
+
+def _poll_job(rt, _job):
+    """The periodic pickup round (``ozgflow worker``). An unreachable mailbox is logged and counted in the
+    report, never a failure of the job: the next round simply tries again."""
+    report = poll_all(rt)
+    if report.accepted or report.rejected or report.answered_late or report.errors:
+        log.info("mailbox pickup: %s accepted, %s rejected, %s answered late, %s errors",
+                 len(report.accepted), len(report.rejected), len(report.answered_late), len(report.errors))
+    _COUNTERS["rounds"] += 1
+    _COUNTERS["errors"] += len(report.errors)
+    return report
+
+
+_COUNTERS = {"rounds": 0, "errors": 0}  # this process's pickup rounds and transport errors (for /metrics)
+
+
+def wake_pickup(rt, now=None):
+    """Make the periodic pickup due now (a new-submission callback arrived). True if a worker will run it."""
+    now = now or rt.clock()
+    with Lean.transaction(rt.db) as db:
+        return db.run("UPDATE job SET due_at = ? WHERE dedupe_key = ? AND state = 'pending'",
+                      (db.ts(now), POLL_KEY)) > 0
+
+
+def _register():
+    from . import jobs
+
+    seconds = float(os.environ.get("OZGFLOW_MAILBOX_POLL_SECONDS") or 10)
+    jobs.register(POLL_KIND, _poll_job, every_seconds=seconds)
+
+
+_register()

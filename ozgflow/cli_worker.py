@@ -35,6 +35,7 @@ def worker(once, interval, lease, batch, as_json):
     from engine.jobs import Worker, ensure_periodic
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter is not the worker's news
     rt = runtime()
     w = Worker(rt, lease_seconds=lease, batch=batch)
     if once:

@@ -5,6 +5,7 @@ keys are made once per module (2048-bit: generated keys only, to save time).
 """
 
 import json
+import os
 import random
 import sqlite3
 import time
@@ -243,3 +244,52 @@ def test_workers_killed_mid_pickup_still_exactly_once(world):
         assert events.count(crypto.ACCEPT_SUBMISSION) == 1 and crypto.REJECT_SUBMISSION not in events
     with world.rt.reader.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM submission WHERE answered_at IS NULL").scalar() == 0
+
+
+def test_worker_once_picks_up_and_survives_an_unreachable_mailbox(world):
+    ids = world.send(MARBURG, "marburg")
+    cli = world.cli()
+    done = cli.json("worker", "--once")
+    assert done["done"] >= 1
+    [case] = cli.json("case", "list")
+    assert case["submission_id"] == ids["submissionId"]
+    cli.env["OZGFLOW_FITCONNECT_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    from engine.intake import wake_pickup
+
+    assert wake_pickup(world.rt)  # the next round is due at once, not in 10 s
+    proc = cli("worker", "--once", check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "unreachable" in proc.stderr
+
+
+def test_callback_makes_the_pickup_due_now(world):
+    from datetime import timedelta
+
+    from engine.jobs import Worker, ensure_periodic
+    from engine.lean import Lean
+    from web import create_app
+
+    ensure_periodic(world.rt)
+    with Lean.transaction(world.rt.db) as db:  # the next round is far away
+        db.run("UPDATE job SET due_at = ? WHERE dedupe_key = 'periodic:mailbox_poll'",
+               (db.ts(world.rt.clock() + timedelta(hours=1)),))
+    app = create_app({"TESTING": True, "FITCONNECT_CALLBACK_SECRET": "s3cret"}, runtime=world.rt)
+    client = app.test_client()
+    body = json.dumps({"type": "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-submissions",
+                       "submissionIds": ["x"]})
+    stamp = str(int(time.time()))
+    refused = client.post("/api/v1/fitconnect/callback", data=body, headers={
+        "callback-timestamp": stamp, "callback-authentication": "00" * 64, "Content-Type": "application/json"})
+    assert refused.status_code == 401
+    ids = world.send(MARBURG, "marburg")
+    woken = client.post("/api/v1/fitconnect/callback", data=body, headers={
+        "callback-timestamp": stamp, "callback-authentication": crypto.callback_signature("s3cret", stamp, body),
+        "Content-Type": "application/json"})
+    assert woken.status_code == 202
+    os.environ["OZGFLOW_FITCONNECT_URL"] = world.url  # what the worker picks up from
+    try:
+        Worker(world.rt).run_due()
+    finally:
+        del os.environ["OZGFLOW_FITCONNECT_URL"]
+    [case] = list_cases(world.rt)
+    assert case["submission_id"] == ids["submissionId"]
