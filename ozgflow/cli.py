@@ -305,4 +305,5 @@ from ozgflow import cli_mailbox  # noqa: E402  (registers "mailbox-server" and "
 
 cli_mailbox.register(main)
 import ozgflow.cli_intake  # noqa: E402,F401  (registers "mailbox pickup" and "mailbox quarantine")
+import ozgflow.cli_up  # noqa: E402,F401  (registers "up": mailbox, worker and web server together)
 import ozgflow.cli_worker  # noqa: E402,F401  (registers "worker" and "incident")

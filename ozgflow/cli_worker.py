@@ -35,7 +35,8 @@ def worker(once, interval, lease, batch, as_json):
     from engine.jobs import Worker, ensure_periodic
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter is not the worker's news
+    for chatty in ("alembic", "spiff", "httpx"):  # start-up, per-task and per-request chatter: not news
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     rt = runtime()
     w = Worker(rt, lease_seconds=lease, batch=batch)
     if once:

@@ -1,0 +1,169 @@
+"""``ozgflow up``: everything a newcomer needs, in one command (``make run`` calls it after ``init``).
+
+Starts, as child processes of this one:
+- the local FIT-Connect server (``ozgflow mailbox-server``) on 127.0.0.1:5001 (``--mailbox-port``), unless
+  ``OZGFLOW_FITCONNECT_URL`` points at another Submission API;
+- the background worker (``ozgflow worker``): mailbox pickup, timers, jobs;
+- the web server (``ozgflow serve``) on the given host and port;
+and, for a first look, creates demo users in every city (once; their credentials are printed at every
+start) and sends the three sample applications to the local mailbox once (marker ``var/.demo-seeded``), so
+cases arrive by themselves a few seconds later. New-submission callbacks from the local mailbox make the
+worker pick up at once. Ctrl-C stops all of them.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from ozgflow.cli import handles_errors, main
+
+DEMO_PASSWORD = "ozgflow-demo"
+# (name pattern, role, groups): groups are the lanes of the shipped models
+DEMO_USERS = (("sb.{tenant}", "caseworker", ("steuern", "posteingang")), ("tl.{tenant}", "teamlead", ("steuern",
+              "posteingang")), ("designer", "designer", ()), ("admin", "admin", ()))
+
+
+def _child(*args):
+    return subprocess.Popen([sys.executable, "-m", "ozgflow", *args])
+
+
+def _local(host):
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _wait_for(url, seconds=30):
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return True
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return False
+
+
+def seed_demo(settings, tenants, url):
+    """Send the three sample applications once; returns how many were sent (0 when seeded before)."""
+    from connectors.fitconnect.application import DEMO_APPLICATIONS, load_application
+    from connectors.fitconnect.client import Sender
+
+    marker = settings.var_dir / ".demo-seeded"
+    if marker.exists():
+        return 0
+    sent = 0
+    with Sender(url, os.environ.get("OZGFLOW_FITCONNECT_SENDER_ID", "demo-sender"),
+                os.environ.get("OZGFLOW_FITCONNECT_SENDER_SECRET", "demo-sender-secret")) as sender:
+        for path in DEMO_APPLICATIONS:
+            tenant = tenants.get(path.stem.rsplit("_", 1)[1])
+            outgoing = load_application(path)
+            sender.send(tenant.destinations[0].id, service=outgoing.service, metadata=outgoing.metadata,
+                        data=outgoing.data, attachments=outgoing.attachments)
+            sent += 1
+    marker.write_text("the three sample applications were sent to the local mailbox\n", encoding="utf-8")
+    return sent
+
+
+def demo_users(rt):
+    """Create the demo users once (a caseworker and a team lead per city, a designer, an admin); returns
+    the lines that tell a person how to log in."""
+    from engine.users import UserError, add_user
+
+    created = []
+    first = next(iter(rt.tenants.tenants))
+    for tenant in rt.tenants.tenants:
+        for pattern, role, groups in DEMO_USERS:
+            if "{tenant}" not in pattern and tenant != first:
+                continue
+            name = pattern.format(tenant=tenant)
+            try:
+                add_user(rt, name, tenant, role, DEMO_PASSWORD, groups)
+                created.append(name)
+            except UserError:
+                pass  # exists already (an earlier start, or an operator's own account)
+    names = ", ".join(pattern.format(tenant="<stadt>") for pattern, _r, _g in DEMO_USERS)
+    return [f"demo users ({names}; <stadt> = {', '.join(rt.tenants.tenants)}), password {DEMO_PASSWORD!r}"
+            + (f" — {len(created)} created now" if created else "")]
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--mailbox-port", default=5001, show_default=True, type=int, help="Port of the local mailbox.")
+@click.option("--no-demo", is_flag=True, help="No demo users, no sample applications.")
+@handles_errors
+def up(host, port, mailbox_port, no_demo):
+    """Start the local mailbox, the worker and the web server together (Ctrl-C stops all)."""
+    from engine.config import Settings
+    from engine.tenants import load_tenants
+    from ozgflow.cli import runtime
+
+    settings = Settings.from_env()
+    tenants = load_tenants(settings.tenants_file)
+    local = f"http://127.0.0.1:{mailbox_port}"
+    url = os.environ.get("OZGFLOW_FITCONNECT_URL", local).rstrip("/")
+    if not no_demo:
+        rt = runtime()
+        for line in demo_users(rt):
+            click.echo(line, err=True)
+        rt.close()
+    children = []
+
+    def stop(*_):
+        raise KeyboardInterrupt  # SIGTERM ends us like Ctrl-C: the children are stopped below
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        _start(children, host, port, url, local)
+        if url == local and not no_demo:
+            _wait_for(f"http://{_local(host)}:{port}/health")  # so the mailbox's callbacks find us
+            sent = seed_demo(settings, tenants, url)
+            if sent:
+                click.echo(f"sent {sent} sample applications to the local mailbox; the worker picks them up",
+                           err=True)
+        click.echo(f"ozgflow runs on http://{host}:{port}  (mailbox {url}; Ctrl-C stops everything)", err=True)
+        _supervise(children)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(children)
+
+
+def _start(children, host, port, url, local):
+    if url == local:
+        secret = secrets.token_hex(16)  # this run's callback secret, shared by the mailbox and the web app
+        os.environ["OZGFLOW_FITCONNECT_SERVER_CALLBACK_SECRET"] = secret
+        os.environ["OZGFLOW_FITCONNECT_CALLBACK_SECRET"] = secret
+        children.append(_child("mailbox-server", "--port", local.rsplit(":", 1)[1], "--callback-url",
+                               f"http://{_local(host)}:{port}/api/v1/fitconnect/callback"))
+        if not _wait_for(url + "/.well-known/jwks.json"):
+            raise click.ClickException(f"the local FIT-Connect server did not start on {local}")
+    os.environ["OZGFLOW_FITCONNECT_URL"] = url
+    children.append(_child("worker"))
+    children.append(_child("serve", "--host", host, "--port", str(port)))
+
+
+def _supervise(children):
+    """Wait while all run; when one stops, say which (the finally clause stops the others)."""
+    while all(c.poll() is None for c in children):
+        time.sleep(0.5)
+    failed = [c for c in children if c.poll() not in (None, 0)]
+    if failed:
+        raise click.ClickException(f"'ozgflow {failed[0].args[3]}' stopped (exit {failed[0].returncode})")
+
+
+def _stop(children):
+    for c in children:
+        if c.poll() is None:
+            c.send_signal(signal.SIGTERM)
+    for c in children:
+        try:
+            c.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            c.kill()
