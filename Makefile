@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/ozgflow init
-	$(BIN)/ozgflow serve --host $(HOST) --port $(PORT)
+	$(BIN)/ozgflow up --host $(HOST) --port $(PORT)
 
 lint: install-test
 	$(BIN)/ruff check engine web connectors ozgflow tests bench
