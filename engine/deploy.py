@@ -6,6 +6,7 @@ version; running cases keep the version they started on. A refused upload stores
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -17,6 +18,7 @@ from .schema import Deployment, ModelFile, ProcessVersion
 MODEL_SUFFIXES = (".bpmn", ".bpmn20.xml", ".dmn")
 BUNDLE_SUFFIXES = MODEL_SUFFIXES + (".json", ".html", ".j2", ".jinja", ".txt", ".md")
 SKIP_DIRS = {"tests", "__pycache__"}
+log = logging.getLogger(__name__)
 
 
 def _is_model(path):
@@ -64,6 +66,10 @@ def deploy(rt, bundles, actor="cli"):
             compiled.append((bundle, compile_bundle(bundle, rt.settings.max_xml_bytes)))
         except DeployError as exc:
             problems.extend(exc.problems)
+        except Exception as exc:  # a library failure we do not know yet: a refusal, never a crash
+            log.exception("compiling %s failed", bundle.source)
+            problems.append(Problem(bundle.source or "(upload)", None, None,
+                                    f"the model could not be checked ({exc.__class__.__name__}: {exc})"))
     if problems:
         raise DeployError(problems)
     results, all_files = [], []
@@ -99,6 +105,19 @@ def list_versions(rt):
     """Every deployed version, by process id and version number."""
     with rt.reader.connect() as conn:
         rows = conn.execute(select(ProcessVersion.process_id, ProcessVersion.version, ProcessVersion.name,
-                                   ProcessVersion.dialect, ProcessVersion.created_at, ProcessVersion.content_hash)
+                                   ProcessVersion.dialect, ProcessVersion.created_at, ProcessVersion.content_hash,
+                                   ProcessVersion.executable, ProcessVersion.created_by)
                             .order_by(ProcessVersion.process_id, ProcessVersion.version)).mappings().all()
     return [dict(r) for r in rows]
+
+
+def list_models(rt):
+    """Every process with its versions, newest first: what designers see of the shared models."""
+    models = {}
+    for row in list_versions(rt):
+        model = models.setdefault(row["process_id"], {"process_id": row["process_id"], "versions": []})
+        model["name"] = row["name"]  # the newest version's name wins (rows come in version order)
+        model["versions"].insert(0, {"version": row["version"], "name": row["name"], "dialect": row["dialect"],
+                                     "executable": row["executable"], "created_at": row["created_at"],
+                                     "created_by": row["created_by"]})
+    return list(models.values())

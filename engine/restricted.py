@@ -53,6 +53,8 @@ def check_code(source, mode="exec"):
     except SyntaxError as exc:
         what = "script" if mode == "exec" else "expression"
         raise CodeViolation(f"not a valid Python {what}: {exc.msg}", exc.lineno) from None
+    except (RecursionError, MemoryError):  # CPython's parser gives up on very deep nesting this way
+        raise CodeViolation("the code is nested too deeply to be checked") from None
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
