@@ -25,6 +25,10 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from jsonschema import FormatChecker
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
 from .blobs import blob_store
 from .cases import start_in
 from .lean import Lean
@@ -102,6 +106,8 @@ def _pick_one(rt, tenant_id, source, sid, report):
     row = _submission(rt, sid)
     if row is None:
         received = source.receive(sid)
+        if received.ok:
+            _check_data_schema(rt, tenant_id, received)
         if not _store(rt, tenant_id, received):
             report.skipped.append(sid)  # another worker stored it first; it answers it
             return
@@ -127,6 +133,34 @@ def _unanswered(rt, destination_id):
     with Lean.transaction(rt.db, readonly=True) as db:
         return db.all("SELECT submission_id, fitconnect_case_id, state FROM submission "
                       "WHERE destination_id = ? AND answered_at IS NULL", (destination_id,))
+
+
+DATA_SCHEMA = "data.schema.json"
+
+
+def _check_data_schema(rt, tenant_id, received):
+    """Where the bound process ships a ``data.schema.json``, the application data must match it."""
+    from connectors.fitconnect.receive import problem
+
+    with Lean.transaction(rt.db, readonly=True) as db:
+        process = _process_for(rt, db, tenant_id, received.service)
+        row = db.one("SELECT f.content FROM model_file f JOIN process_version v ON v.id = f.version_id "
+                     "WHERE v.process_id = ? AND v.executable = ? AND (f.path = ? OR f.path LIKE ?) "
+                     "ORDER BY v.version DESC LIMIT 1", (process, True, DATA_SCHEMA, "%/" + DATA_SCHEMA))
+    if row is None:
+        return
+    try:
+        schema = json.loads(bytes(row[0]))
+        validator = validator_for(schema)(schema, format_checker=FormatChecker())
+        errors = sorted(validator.iter_errors(received.data or {}), key=lambda e: list(e.absolute_path))
+    except (ValueError, SchemaError) as exc:
+        log.error("the data schema of %s is unusable: %s", process, exc)
+        return  # the model's fault, not the citizen's: accept, and the operator sees the log
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+        received.problems.append(problem("schema-violation", "Schema-Fehler",
+                                         f"the data does not match the schema of {process} at {where}: "
+                                         f"{errors[0].message}", "data"))
 
 
 def _process_for(rt, db, tenant_id, service):

@@ -168,6 +168,14 @@ def bad_submissions(world):
     m["publicServiceType"] = {"name": "Fischereischein", "identifier": "urn:de:fim:leika:leistung:99000000000000"}
     cases.append(("service", "service-mismatch", world.send_parts("marburg", out.service, json.dumps(m).encode(),
                                                                   out.data, out.attachments)))
+    data = json.loads(out.data)
+    del data["halter"]  # the model's data.schema.json requires it
+    data_bytes = json.dumps(data).encode()
+    m = json.loads(out.metadata)
+    m["contentStructure"]["data"]["hash"]["content"] = crypto.sha512_hex(data_bytes)
+    cases.append(("data schema", "schema-violation", world.send_parts("marburg", out.service,
+                                                                      json.dumps(m).encode(), data_bytes,
+                                                                      out.attachments)))
     tampered = world.send_parts("marburg", out.service, out.metadata, out.data, out.attachments)
     with Sender(world.url, "demo-sender", "demo-sender-secret") as sender:
         dest = world.destination("marburg").id
