@@ -1,4 +1,5 @@
-"""For process designers: upload models and list the shared models and their versions.
+"""For process designers: upload models and list the shared models and their versions, by API and on the
+page ``/modelle`` (German, role designer or admin, CSRF-protected form; the same checks and limits).
 
 ``POST /api/v1/process-models`` (bearer token, role designer or admin) takes multipart parts named
 ``files`` — ``.bpmn``, ``.dmn``, form files, letter templates — or one zip of a process folder. Answers:
@@ -16,16 +17,18 @@ token may read the list).
 
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.deploy import deploy, list_models
 from engine.errors import DeployError
 from engine.uploads import TooLarge, UploadLimits, bundle_from_parts
 
 from .api import error, token_required
+from .auth import role_required
 
 api_bp = Blueprint("designer_api", __name__, url_prefix="/api/v1")
+bp = Blueprint("designer", __name__)
 DESIGNER_ROLES = ("designer", "admin")
 MULTIPART_OVERHEAD = 256 * 1024  # part headers and boundaries on top of the files themselves
 
@@ -33,7 +36,10 @@ MULTIPART_OVERHEAD = 256 * 1024  # part headers and boundaries on top of the fil
 def init_app(app):
     """Register the designer API; bearer tokens, no cookies: no CSRF token to check there."""
     app.register_blueprint(api_bp)
+    app.register_blueprint(bp)
     app.extensions["csrf"].exempt(api_bp)
+    # the page checks its CSRF token itself, after capping the body: the global check would parse it first
+    app.extensions["csrf"].exempt("web.designer.upload_page")
 
 
 def rt():
@@ -71,6 +77,8 @@ def read_parts(limits):
     parts = []
     for storage in request.files.getlist("files"):
         data = storage.read(limits.file_bytes + 1)
+        if not storage.filename and not data:
+            continue  # a browser's empty file field
         if len(data) > limits.file_bytes:
             raise TooLarge(f"{storage.filename}: the file is larger than the limit of {limits.file_bytes} bytes")
         parts.append((storage.filename or "", data))
@@ -100,3 +108,28 @@ def models():
         for v in model["versions"]:
             v["created_at"] = v["created_at"].isoformat() if v["created_at"] else None
     return jsonify(models=found)
+
+
+def _upload(limits):
+    """(status, versions, problems, message) of one upload from the page: the API's checks, in words."""
+    try:
+        parts = read_parts(limits)
+        current_app.extensions["csrf"].protect()
+        results = deploy(rt(), [bundle_from_parts(parts, limits)], actor=g.user.name)
+    except (TooLarge, RequestEntityTooLarge):
+        mib = limits.file_bytes // (1024 * 1024), limits.request_bytes // (1024 * 1024)
+        return 413, [], [], f"Die Dateien sind zu groß (höchstens {mib[0]} MiB je Datei, {mib[1]} MiB insgesamt)."
+    except DeployError as exc:
+        return 422, [], exc.problems, "Das Modell wurde abgelehnt; es wurde nichts gespeichert."
+    return 200, results, [], None
+
+
+@bp.route("/modelle", methods=["GET", "POST"])
+@role_required(*DESIGNER_ROLES)
+def upload_page():
+    """Upload form with the validation report, and every model with its versions."""
+    status, versions, problems, message = 200, [], [], None
+    if request.method == "POST":
+        status, versions, problems, message = _upload(upload_limits())
+    return render_template("designer.html", models=list_models(rt()), versions=versions, problems=problems,
+                           message=message), status
