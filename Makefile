@@ -43,7 +43,9 @@ browser:
 
 # bpmn-js for the case page's diagram, from the npm registry, served by the app itself (no CDN).
 # The dist files are committed under web/static/vendor/bpmn-js; this target refreshes them.
+# axe-core for the browser tests' accessibility check (tests/vendor/axe-core; not served by the app).
 BPMN_JS ?= 18.31.1
+AXE_CORE ?= 4.14.1
 vendor:
 	rm -rf build/npm && mkdir -p build/npm
 	cd build/npm && npm pack --silent bpmn-js@$(BPMN_JS) && tar xzf bpmn-js-$(BPMN_JS).tgz
@@ -51,6 +53,11 @@ vendor:
 	   build/npm/package/dist/assets/diagram-js.css build/npm/package/LICENSE web/static/vendor/bpmn-js/
 	echo "bpmn-js $(BPMN_JS) (npm registry), dist files unchanged; refresh with 'make vendor'." \
 	   > web/static/vendor/bpmn-js/VERSION
+	cd build/npm && npm pack --silent axe-core@$(AXE_CORE) && mkdir axe && tar xzf axe-core-$(AXE_CORE).tgz -C axe
+	mkdir -p tests/vendor/axe-core
+	cp build/npm/axe/package/axe.min.js build/npm/axe/package/LICENSE tests/vendor/axe-core/
+	echo "axe-core $(AXE_CORE) (npm registry), axe.min.js unchanged; refresh with 'make vendor'." \
+	   > tests/vendor/axe-core/VERSION
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

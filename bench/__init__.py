@@ -5,11 +5,12 @@ measures our engine next to a baseline in the same run, so a figure never depend
 A new scenario is a module of its own plus one line in ``SCENARIOS``.
 """
 
-from . import jobs, mailbox_pickup, reference_case, timers
+from . import inbox, jobs, mailbox_pickup, reference_case, timers
 
 SCENARIOS = {
     "reference_case": reference_case.run,
     "mailbox_pickup": mailbox_pickup.run,
+    "inbox": inbox.run,
     "timers": timers.run,
     "jobs": jobs.run,
 }

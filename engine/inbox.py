@@ -11,18 +11,21 @@ tenants' tasks and cases do not exist for a person: they raise NotFound, never "
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, delete, func, insert, select, union_all, update
+from sqlalchemy import and_, case, delete, exists, false, func, insert, or_, select, union, union_all, update
 
+from .applicants import cases_named, names_of
 from .cases import complete_task, get_case, iso, record, validate_form
+from .deputies import represented
 from .errors import AlreadyCompleted, ConcurrentUpdate, NotFound, OzgflowError
-from .schema import Case, Comment, ModelFile, ProcessVersion, Task, TaskDraft, TaskGroup
+from .schema import Case, Comment, ModelFile, ProcessVersion, SavedFilter, Task, TaskDraft, TaskGroup
 
 TASKS, TASK_GROUPS, CASES = Task.__table__, TaskGroup.__table__, Case.__table__
-DRAFTS, COMMENTS = TaskDraft.__table__, Comment.__table__
+DRAFTS, COMMENTS, FILTERS = TaskDraft.__table__, Comment.__table__, SavedFilter.__table__
 SCOPES = ("all", "mine", "groups", "unassigned")
 RETRIES = 5
 
@@ -37,42 +40,71 @@ class Taken(OzgflowError):
 
 @dataclass(frozen=True)
 class InboxFilter:
-    """What the inbox is asked for. ``scope``: all (everything visible), mine, groups, unassigned."""
+    """What the inbox is asked for. ``scope``: all (everything visible), mine, groups, unassigned.
+    ``query``: an Aktenzeichen (prefix) or words of the applicant's name."""
 
     scope: str = "all"
     process: str | None = None
     element: str | None = None
     overdue: bool = False
-    aktenzeichen: str | None = None
+    query: str | None = None
     tenant: str | None = None  # admins only: one tenant instead of all
     page: int = 1
     per_page: int = 25
 
 
 # --- what a person sees ---------------------------------------------------------------------------------
+#
+# A caseworker sees a small set: the tasks assigned to them (or to someone they stand in for) and those
+# offered to their groups. That set is read through the assignee and task_group indexes, and each task id
+# it yields is checked against ix_task_inbox, which holds every column the inbox filters and sorts on — so
+# the counts of all filters come from one pass over the set, and the page from a second one, without
+# reading a task row. Team leads see their whole tenant: their counts are ranges of the tenant indexes.
 
 
-def _visible_ids(person):
-    """The ids of the open tasks assigned to ``person`` or offered to one of their groups: a small set,
-    read through the assignee index and the task_group index."""
-    mine = select(TASKS.c.id).where(TASKS.c.assignee == person.name, TASKS.c.state == "open")
+def _groups_q(person):
+    return select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups))
+
+
+def _in_groups(person):
+    """Per task row: is it offered to one of the person's groups (a probe of task_group's index)."""
     if not person.groups:
-        return mine
-    return union_all(mine, select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups)))
+        return false()
+    return exists(select(1).where(TASK_GROUPS.c.task_id == TASKS.c.id, TASK_GROUPS.c.group_name.in_(person.groups)))
 
 
-def _scope_condition(person, scope):
+def _assigned_to(names):
+    return TASKS.c.assignee.in_(names) if len(names) > 1 else TASKS.c.assignee == names[0]
+
+
+def _visible_ids(person, stands_in_for=()):
+    """The ids of the open tasks assigned to ``person`` (or to those they stand in for) or offered to one
+    of their groups."""
+    mine = select(TASKS.c.id).where(_assigned_to([person.name, *stands_in_for]), TASKS.c.state == "open")
+    return union_all(mine, _groups_q(person)) if person.groups else mine
+
+
+def _scope_condition(person, scope, stands_in_for=(), by_tenant=False):
     """(condition, small): ``small`` when the condition picks few rows by its own index, so the tenant
-    must not be read through the tenant index (the planner would scan the whole tenant otherwise)."""
+    must not be read through the tenant index (the planner would scan the whole tenant otherwise).
+
+    ``by_tenant``: the caseworker's set tested row by row while the tenant's tasks are read in due order —
+    the quick way to a first page when the set is a good part of the tenant (see ``_page``)."""
     if scope == "mine":
         return TASKS.c.assignee == person.name, True
-    if scope == "groups":
-        if not person.groups:
-            return TASKS.c.id.is_(None), True
-        return TASKS.c.id.in_(select(TASK_GROUPS.c.task_id).where(TASK_GROUPS.c.group_name.in_(person.groups))), True
     if person.is_teamlead:
+        if scope == "groups":
+            return (TASKS.c.id.in_(_groups_q(person)) if person.groups else false()), True
         return (TASKS.c.assignee.is_(None) if scope == "unassigned" else None), False
-    visible = TASKS.c.id.in_(_visible_ids(person))
+    if by_tenant:
+        if scope == "groups":
+            return _in_groups(person), False
+        if scope == "unassigned":
+            return and_(TASKS.c.assignee.is_(None), _in_groups(person)), False
+        return or_(_assigned_to([person.name, *stands_in_for]), _in_groups(person)), False
+    if scope == "groups":
+        return (TASKS.c.id.in_(_groups_q(person)) if person.groups else false()), True
+    visible = TASKS.c.id.in_(_visible_ids(person, stands_in_for))
     # ``assignee || ''`` keeps the planner off the assignee index, where NULL is the largest value of all
     return (and_((TASKS.c.assignee + "").is_(None), visible) if scope == "unassigned" else visible), True
 
@@ -88,18 +120,24 @@ def _base_conditions(person, f, small=False):
         conds.append(TASKS.c.process_id == f.process)
     if f.element:
         conds.append(TASKS.c.element_id == f.element)
-    if f.aktenzeichen:
-        # A prefix range, so the (tenant, aktenzeichen) index answers it.
-        prefix = f.aktenzeichen.strip().upper()
-        cases = select(CASES.c.id).where(CASES.c.aktenzeichen >= prefix, CASES.c.aktenzeichen < prefix + "\uffff")
-        if not person.is_admin:
-            cases = cases.where(CASES.c.tenant == person.tenant)
-        conds.append(TASKS.c.case_id.in_(cases))
+    if f.query:
+        conds.append(TASKS.c.case_id.in_(_search(f.query, tenant)))
     return conds
 
 
-def _conditions(person, f, scope, overdue_at=None):
-    cond, small = _scope_condition(person, scope)
+def _search(query, tenant):
+    """Case ids whose Aktenzeichen starts with ``query`` or whose applicant's name has words starting with
+    its words — both prefix ranges of an index: (tenant, aktenzeichen) and applicant_word's key."""
+    prefix = query.strip().upper()
+    cases = select(CASES.c.id).where(CASES.c.aktenzeichen >= prefix, CASES.c.aktenzeichen < prefix + "\uffff")
+    if tenant:
+        cases = cases.where(CASES.c.tenant == tenant)
+    named = cases_named(query, tenant)
+    return cases if named is None else union(cases, named)
+
+
+def _conditions(person, f, scope, overdue_at=None, stands_in_for=(), by_tenant=False):
+    cond, small = _scope_condition(person, scope, stands_in_for, by_tenant)
     conds = _base_conditions(person, f, small) + ([cond] if cond is not None else [])
     return conds + ([TASKS.c.due_at < overdue_at] if overdue_at is not None else [])
 
@@ -108,41 +146,101 @@ COLUMNS = (TASKS.c.id, TASKS.c.case_id, TASKS.c.element_id, TASKS.c.title, TASKS
            TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen)
 
 
-def _page(conn, conds, offset, limit):
+def _page(conn, conds, offset, limit, dated_total=None):
     """Rows ``offset``… of ``conds``, soonest due first, no due date last — as two index-ordered reads
-    (tasks with a due date, then those without), since "NULLs last" would defeat the due-date index."""
-    def rows(extra, order, off, lim):
-        q = (select(*COLUMNS).join(CASES, CASES.c.id == TASKS.c.case_id).where(*conds, extra)
-             .order_by(*order, TASKS.c.created_at, TASKS.c.id).limit(lim).offset(off))
-        return conn.execute(q).mappings().all()
+    (tasks with a due date, then those without), since "NULLs last" would defeat the due-date index.
+    Each read picks the page's ids from the indexes first and only then reads those rows and cases."""
+    def ids(extra, order, off, lim):
+        q = (select(TASKS.c.id).where(*conds, extra).order_by(*order, TASKS.c.created_at, TASKS.c.id)
+             .limit(lim).offset(off))
+        return conn.execute(q).scalars().all()
 
-    dated = rows(TASKS.c.due_at.isnot(None), [TASKS.c.due_at], offset, limit)
-    if len(dated) == limit:
-        return dated
-    skipped = offset if dated else _count(conn, conds + [TASKS.c.due_at.isnot(None)])
-    return dated + rows(TASKS.c.due_at.is_(None), [], max(0, offset - skipped), limit - len(dated))
+    page = ids(TASKS.c.due_at.isnot(None), [TASKS.c.due_at], offset, limit)
+    if len(page) < limit:
+        skipped = offset if page else (dated_total if dated_total is not None
+                                        else _count(conn, conds + [TASKS.c.due_at.isnot(None)]))
+        page += ids(TASKS.c.due_at.is_(None), [], max(0, offset - skipped), limit - len(page))
+    if not page:
+        return []
+    rows = {r["id"]: r for r in conn.execute(select(*COLUMNS).join(CASES, CASES.c.id == TASKS.c.case_id)
+                                             .where(TASKS.c.id.in_(page))).mappings()}
+    return [rows[i] for i in page if i in rows]
+
+
+def _counts(conn, person, f, now, stands_in_for):
+    """The number of tasks under each scope and overdue, and under each scope and overdue together
+    (``<scope>+overdue``), for the filter's process, task and search."""
+    if person.is_teamlead:
+        counts = {s: _count(conn, _conditions(person, f, s)) for s in SCOPES}
+        counts["overdue"] = counts["all+overdue"] = _count(conn, _conditions(person, f, "all", now))
+        if f.overdue and f.scope != "all":
+            counts[f"{f.scope}+overdue"] = _count(conn, _conditions(person, f, f.scope, now))
+        return counts
+    # One pass over the caseworker's small set, every count a sum over it.
+    mine, free, late = TASKS.c.assignee == person.name, TASKS.c.assignee.is_(None), TASKS.c.due_at < now
+    # A task of the set that is nobody's or someone else's came in through a group; only the person's own
+    # (and those they stand in for) need the probe.
+    names = [person.name, *stands_in_for]
+    grouped = or_(free, TASKS.c.assignee.notin_(names), _in_groups(person)) if person.groups else false()
+    sums = {"all": None, "mine": mine, "groups": grouped, "unassigned": free}
+    columns = []
+    for cond in sums.values():
+        columns.append(_sum(cond))
+        columns.append(_sum(late if cond is None else and_(cond, late)))
+    conds = _base_conditions(person, f, True) + [TASKS.c.id.in_(_visible_ids(person, stands_in_for))]
+    values = conn.execute(select(*columns).where(*conds)).one()
+    counts = {}
+    for i, scope in enumerate(sums):
+        counts[scope], counts[f"{scope}+overdue"] = int(values[2 * i] or 0), int(values[2 * i + 1] or 0)
+    counts["overdue"] = counts["all+overdue"]
+    return counts
+
+
+# How many of the tenant's open tasks a page may read, in due order, testing each against the caseworker's
+# set, before going the other way (the set's ids, probed and sorted) is cheaper: a probe costs a few µs,
+# reading the set ~1 µs per row of the groups' task_group entries.
+TENANT_READ_LIMIT = 3000
+
+
+def _read_by_tenant(conn, person, f, scope, total, offset):
+    """Should a caseworker's page be read from the tenant's due-date index? When the set is a good part of
+    the tenant and the page is near the top: rows to read ≈ (offset + page) × tenant's tasks / set size."""
+    if person.is_teamlead or scope == "mine" or not total:
+        return False
+    tenant_open = _count(conn, [TASKS.c.state == "open", TASKS.c.tenant == person.tenant])
+    return (offset + f.per_page) * tenant_open / total <= TENANT_READ_LIMIT
+
+
+def _sum(cond):
+    return func.count() if cond is None else func.sum(case((cond, 1), else_=0))
 
 
 def list_inbox(rt, person, f=InboxFilter()):
     """One page of the open tasks ``person`` sees under filter ``f``, soonest due first (no due date
     last), with the total and the counts per scope. Items look like ``task list`` items plus
-    ``aktenzeichen``, ``process_id``, ``tenant`` and ``overdue``."""
+    ``aktenzeichen``, ``applicant``, ``process_id``, ``tenant``, ``overdue`` and ``on_behalf_of`` (the
+    absent colleague whose task a deputy sees)."""
     now = rt.clock()
     scope = f.scope if f.scope in SCOPES else "all"
-    conds = _conditions(person, f, scope, now if f.overdue else None)
-    page = max(1, int(f.page))
+    f = replace(f, scope=scope, page=max(1, int(f.page)))
     with rt.reader.connect() as conn:
-        rows = _page(conn, conds, (page - 1) * f.per_page, f.per_page)
-        total = _count(conn, conds)
-        counts = {s: _count(conn, _conditions(person, f, s)) for s in SCOPES}
-        counts["overdue"] = _count(conn, _conditions(person, f, "all", now))
+        stands_in_for = represented(conn, person, now)
+        counts = _counts(conn, person, f, now, stands_in_for)
+        total = counts[f"{scope}+overdue" if f.overdue else scope]
+        offset = (f.page - 1) * f.per_page
+        by_tenant = _read_by_tenant(conn, person, f, scope, total, offset)
+        conds = _conditions(person, f, scope, now if f.overdue else None, stands_in_for, by_tenant)
+        rows = _page(conn, conds, offset, f.per_page)
         groups = _groups_of(conn, [r["id"] for r in rows])
+        names = names_of(conn, sorted({r["case_id"] for r in rows}))
+    counts = {k: v for k, v in counts.items() if "+" not in k}
     items = [{"id": r["id"], "case_id": r["case_id"], "element_id": r["element_id"], "title": r["title"],
               "groups": groups.get(r["id"], []), "assignee": r["assignee"],
               "due": iso(r["due_at"]) if r["due_at"] else None, "aktenzeichen": r["aktenzeichen"],
-              "process_id": r["process_id"], "tenant": r["tenant"],
-              "overdue": r["due_at"] is not None and r["due_at"] < now} for r in rows]
-    return {"items": items, "total": total, "counts": counts, "page": page,
+              "applicant": names.get(r["case_id"]), "process_id": r["process_id"], "tenant": r["tenant"],
+              "overdue": r["due_at"] is not None and r["due_at"] < now,
+              "on_behalf_of": r["assignee"] if r["assignee"] in stands_in_for else None} for r in rows]
+    return {"items": items, "total": total, "counts": counts, "page": f.page,
             "pages": max(1, -(-total // f.per_page))}
 
 
@@ -187,13 +285,18 @@ def get_task(rt, person, task_id, conn=None):
     task = dict(row)
     task["groups"] = _groups_of(conn, [task["id"]]).get(task["id"], [])
     task["due"] = iso(task["due_at"]) if task["due_at"] else None
+    # Vertretung: the person stands in for the absent assignee right now
+    task["on_behalf_of"] = None
+    if task["assignee"] not in (None, person.name) and task["state"] == "open" \
+            and task["assignee"] in represented(conn, person, rt.clock()):
+        task["on_behalf_of"] = task["assignee"]
     return task
 
 
 def may_work(person, task):
     """May ``person`` claim or complete ``task``: its assignee, a member of one of its groups (while
     nobody has it), or a team lead of its tenant."""
-    if task["assignee"] == person.name or person.is_teamlead:
+    if task["assignee"] == person.name or person.is_teamlead or task.get("on_behalf_of"):
         return True
     if task["assignee"] is not None:
         return False
@@ -204,7 +307,8 @@ def may_work(person, task):
 
 
 def claim(rt, person, task_id):
-    """Take an open, unassigned task of one's groups. Raises Taken when someone else has it."""
+    """Take an open, unassigned task of one's groups — or, as deputy, a task of the absent colleague one
+    stands in for (the history says on whose behalf). Raises Taken when someone else has it."""
     return _set_assignee(rt, person, task_id, person.name, "task_claimed", expect_free=True)
 
 
@@ -236,8 +340,8 @@ def _set_assignee(rt, person, task_id, assignee, action, expect_free=False):
     for _attempt in range(RETRIES):
         task = get_task(rt, person, task_id)
         if task["state"] != "open":
-            raise Taken(_closed_message(task))
-        if expect_free and task["assignee"] not in (None, person.name):
+            raise Taken(closed_message(task))
+        if expect_free and task["assignee"] not in (None, person.name, task["on_behalf_of"]):
             raise Taken(f"Die Aufgabe wurde bereits von {task['assignee']} übernommen.")
         if action == "task_claimed" and not may_work(person, task):
             raise Forbidden("Diese Aufgabe gehört zu keiner Ihrer Gruppen.")
@@ -253,6 +357,8 @@ def _set_assignee(rt, person, task_id, assignee, action, expect_free=False):
                 if moved.rowcount != 1:
                     raise ConcurrentUpdate("the task changed meanwhile")
                 new = {"task_id": task["id"], "title": task["title"], "assignee": assignee}
+                if action == "task_claimed" and task["on_behalf_of"]:
+                    new["on_behalf_of"] = task["on_behalf_of"]
                 old = {"assignee": task["assignee"]} if task["assignee"] else None
                 record(rt, task["case_id"], person.name, action, task["element_id"], old=old, new=new, conn=conn)
             return True
@@ -265,7 +371,8 @@ def _same(column, value):
     return column.is_(None) if value is None else column == value
 
 
-def _closed_message(task):
+def closed_message(task):
+    """Why a task can no longer be worked (German, for people)."""
     if task["state"] == "completed":
         by = f" von {task['completed_by']}" if task["completed_by"] else ""
         return f"Die Aufgabe wurde bereits{by} abgeschlossen."
@@ -279,7 +386,7 @@ def save_draft(rt, person, task_id, values):
     """Keep what ``person`` typed into a task's form (text values as typed) without completing it."""
     task = get_task(rt, person, task_id)
     if task["state"] != "open":
-        raise Taken(_closed_message(task))
+        raise Taken(closed_message(task))
     with rt.db.begin() as conn:
         conn.execute(delete(DRAFTS).where(DRAFTS.c.task_id == task["id"], DRAFTS.c.user_id == person.id))
         conn.execute(insert(DRAFTS).values(task_id=task["id"], user_id=person.id, data=json.dumps(values),
@@ -294,11 +401,32 @@ def load_draft(rt, person, task_id):
     return (json.loads(row.data), row.saved_at) if row else (None, None)
 
 
-def task_form(rt, task):
-    """The JSON Schema form of a task (None when its model has none)."""
+def task_meta(rt, task):
+    """What the model says about a task (title, groups, form, four_eyes_of …), from its version."""
     with rt.reader.connect() as conn:
         version = rt.version(conn, task["version_id"])
-    return version.meta["tasks"].get(task["element_id"], {}).get("form")
+    return version.meta["tasks"].get(task["element_id"], {})
+
+
+def task_form(rt, task):
+    """The JSON Schema form of a task (None when its model has none)."""
+    return task_meta(rt, task).get("form")
+
+
+def four_eyes_conflict(rt, person, task):
+    """Vier-Augen-Prinzip: when the task's model names an earlier task (``four_eyes_of``) that ``person``
+    completed in this case, the German reason why they may not complete this one; else None."""
+    earlier = task_meta(rt, task).get("four_eyes_of")
+    if not earlier:
+        return None
+    with rt.reader.connect() as conn:
+        title = conn.execute(select(TASKS.c.title).where(
+            TASKS.c.case_id == task["case_id"], TASKS.c.element_id == earlier, TASKS.c.state == "completed",
+            TASKS.c.completed_by == person.name).limit(1)).scalar()
+    if title is None:
+        return None
+    return (f"Vier-Augen-Prinzip: Sie haben in diesem Vorgang „{title}“ erledigt und dürfen diese Aufgabe "
+            "deshalb nicht selbst abschließen. Eine andere Person muss sie übernehmen.")
 
 
 def complete(rt, person, task_id, data):
@@ -306,13 +434,16 @@ def complete(rt, person, task_id, data):
     changes), claim it on the way if it is unassigned, then advance the case. Drafts of it are dropped."""
     task = get_task(rt, person, task_id)
     if task["state"] != "open":
-        raise AlreadyCompleted(_closed_message(task))
-    if task["assignee"] not in (None, person.name):
+        raise AlreadyCompleted(closed_message(task))
+    if task["assignee"] not in (None, person.name, task["on_behalf_of"]):
         raise Taken(f"Die Aufgabe wurde bereits von {task['assignee']} übernommen.")
     if not may_work(person, task):
         raise Forbidden("Diese Aufgabe gehört zu keiner Ihrer Gruppen.")
+    reason = four_eyes_conflict(rt, person, task)
+    if reason:
+        raise Forbidden(reason)
     validate_form(task_form(rt, task), data)
-    if task["assignee"] is None:
+    if task["assignee"] is None or task["on_behalf_of"]:
         claim(rt, person, task_id)
     result = complete_task(rt, task_id, person.name, data)
     with rt.db.begin() as conn:
@@ -329,11 +460,13 @@ def case_tenant(rt, case_id):
 
 
 def view_case(rt, person, case_id):
-    """``case show`` of a case the person's tenant owns (NotFound otherwise), plus ``version_id``."""
+    """``case show`` of a case the person's tenant owns (NotFound otherwise), plus ``version_id`` and
+    ``applicant`` (the applicant's name, if the application names one)."""
     check_case_tenant(rt, person, case_id)
     case = get_case(rt, case_id)
     with rt.reader.connect() as conn:
         case["version_id"] = conn.execute(select(CASES.c.version_id).where(CASES.c.id == int(case_id))).scalar()
+        case["applicant"] = names_of(conn, [int(case_id)]).get(int(case_id))
     return case
 
 
@@ -413,3 +546,37 @@ def task_uuid_ok(task_id):
         return False
     return True
 
+
+
+# --- saved filters --------------------------------------------------------------------------------------
+
+FILTER_KEYS = ("scope", "process", "task", "overdue", "q", "tenant")
+
+
+def save_filter(rt, person, name, params):
+    """Save the inbox filter ``params`` (the inbox's query parameters; others are dropped) under ``name``
+    for ``person``; a filter of the same name is replaced. Returns its id."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise OzgflowError("Bitte geben Sie dem Filter einen Namen (höchstens 100 Zeichen).")
+    query = urlencode([(k, str(params[k])[:200]) for k in FILTER_KEYS if params.get(k)])
+    with rt.db.begin() as conn:
+        conn.execute(delete(FILTERS).where(FILTERS.c.user_id == person.id, FILTERS.c.name == name))
+        return conn.execute(insert(FILTERS).values(user_id=person.id, name=name, query=query)
+                            .returning(FILTERS.c.id)).scalar_one()
+
+
+def saved_filters(rt, person):
+    """The person's saved filters, by name: dicts with id, name and query (a query string for the inbox)."""
+    with rt.reader.connect() as conn:
+        rows = conn.execute(select(FILTERS.c.id, FILTERS.c.name, FILTERS.c.query)
+                            .where(FILTERS.c.user_id == person.id).order_by(FILTERS.c.name)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def delete_filter(rt, person, filter_id):
+    """Delete one of the person's saved filters; NotFound for anyone else's."""
+    with rt.db.begin() as conn:
+        gone = conn.execute(delete(FILTERS).where(FILTERS.c.id == int(filter_id), FILTERS.c.user_id == person.id))
+    if gone.rowcount != 1:
+        raise NotFound(f"no filter {filter_id}")

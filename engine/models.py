@@ -343,6 +343,10 @@ def _task_meta(ts, trees, bundle, lines, problems):
     meta["candidate_users"] += _split(props.get("candidateUsers"))
     meta["assignee"] = props.get("assignee") or meta["assignee"]
     meta["due"] = props.get("dueDate") or meta["due"]
+    # Vier-Augen: the element id of an earlier task whose completer may not complete this one
+    camunda_props = {p.get("name"): p.get("value") for p in node.iter(f"{{{CAMUNDA_NS}}}property")} \
+        if node is not None else {}
+    meta["four_eyes_of"] = (props.get("four_eyes_of") or camunda_props.get("four_eyes_of") or "").strip() or None
     schema_file = props.get("formJsonSchemaFilename")
     if schema_file:
         data = _bundle_file(bundle, schema_file)

@@ -111,9 +111,11 @@ class Runtime:
         self.step_hooks = []
         # Timers, messages and service calls as jobs (engine.jobs). Imported here, not at the top: those
         # modules import engine.cases, which imports this one.
+        from .applicants import install as install_applicants
         from .jobs import install
 
         install(self)
+        install_applicants(self)  # the applicant's name, stored when a case starts, for the inbox's search
         self._versions = {}
 
     def version(self, conn, version_id):

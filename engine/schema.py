@@ -388,3 +388,67 @@ class Message(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered or dead-lettered
     reason: Mapped[str | None] = mapped_column(Text)  # why it is dead
+
+# --- the inbox: applicant search, deputies, reads of personal data (issue 4) ----------------------------
+
+# The inbox's reads of the visible set: "is this task of the tenant, open, whose, due when" answered from
+# the index alone for each task id a group or assignee lookup yields (engine.inbox).
+Index("ix_task_inbox", Task.id, Task.tenant, Task.state, Task.assignee, Task.due_at, Task.created_at, Task.case_id,
+      Task.process_id, Task.element_id)
+# Team leads' "not assigned" count: a range of this index instead of every open task of the tenant.
+Index("ix_task_tenant_state_assignee", Task.tenant, Task.state, Task.assignee)
+
+
+class CaseApplicant(Base):
+    """Who applied, as read from a case's data when it started (``engine.applicants``): shown in the inbox."""
+
+    __tablename__ = "case_applicant"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(512))
+
+
+class ApplicantWord(Base):
+    """One searchable word of an applicant's name (lower case, without accents): the inbox's name search
+    is a prefix range of this primary key."""
+
+    __tablename__ = "applicant_word"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    word: Mapped[str] = mapped_column(String(255), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), primary_key=True)
+
+
+class Absence(Base):
+    """Vertretung: while ``user`` is away (``starts_at`` to ``ends_at``), ``deputy`` sees and works the tasks
+    assigned to them; what the deputy does is recorded as done on their behalf (``engine.deputies``)."""
+
+    __tablename__ = "absence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    deputy_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class DataRead(Base):
+    """One read of personal data: who looked at which case (or document of it), when, and how (page or
+    API). Append-only; admins read it (``engine.reads``)."""
+
+    __tablename__ = "data_read"
+    __table_args__ = (Index("ix_data_read_tenant_at", "tenant", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(64))  # the case's tenant
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"))
+    what: Mapped[str] = mapped_column(String(32))  # case, task, document
+    via: Mapped[str] = mapped_column(String(16))  # web, api
+

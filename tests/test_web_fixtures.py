@@ -104,3 +104,32 @@ def open_task(rt, case_id):
     from engine.cases import list_tasks
 
     return list_tasks(rt, case_id=case_id)[0]
+
+
+def add_document(rt, case_id, content, filename="anlage.pdf", mime_type="application/pdf", purpose="attachment"):
+    """A document of a case as the mailbox pickup stores it: a content-addressed blob and its row."""
+    import hashlib
+
+    from sqlalchemy import insert
+
+    from engine.blobs import blob_store
+    from engine.schema import Document
+
+    sha256 = blob_store(rt).put(content)
+    with rt.db.begin() as conn:
+        return conn.execute(insert(Document).values(
+            case_id=case_id, filename=filename, mime_type=mime_type, purpose=purpose, size=len(content),
+            sha256=sha256, sha512=hashlib.sha512(content).hexdigest(), created_at=rt.clock())
+            .returning(Document.id)).scalar_one()
+
+
+def _sample_pdf():
+    from conftest import SHARED
+
+    return (SHARED / "ozg" / "fit-connect" / "01_hundesteuer_anmeldung_marburg" / "attachments"
+            / "Antrag_Hundesteuer_Anmeldung.pdf").read_bytes()
+
+
+SAMPLE_PDF = _sample_pdf()
+PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef0000000049454e44ae426082")

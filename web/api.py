@@ -10,11 +10,27 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from engine.documents import DocumentDamaged, log_read
 from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound, OzgflowError
-from engine.inbox import Forbidden, Taken, claim, complete, get_task, list_inbox, task_uuid_ok, unclaim, view_case
+from engine.inbox import (
+    Forbidden,
+    Taken,
+    claim,
+    closed_message,
+    complete,
+    get_task,
+    list_inbox,
+    task_form,
+    task_uuid_ok,
+    unclaim,
+    view_case,
+)
 from engine.users import token_person
 
+from .cases import document_response
+from .forms import errors_of
 from .inbox import inbox_filter
+from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TASK_KEYS = ("id", "case_id", "element_id", "title", "groups", "assignee", "due")
@@ -51,15 +67,25 @@ def _http_error(exc):
     return error(exc.code or 500, exc.description or exc.name)
 
 
-def _engine_error(exc):
+CONCURRENT = "Der Vorgang wird gerade an anderer Stelle geändert. Bitte versuchen Sie es gleich noch einmal."
+FORM_INVALID = "Die Angaben passen nicht zum Formular der Aufgabe."
+
+
+def _engine_error(exc, task_id=None):
+    """The JSON answer to an engine error, in German where the engine speaks English (engine.cases)."""
     if isinstance(exc, NotFound):
         return error(404, str(exc))
     if isinstance(exc, Forbidden):
         return error(403, str(exc))
-    if isinstance(exc, AlreadyCompleted | Taken | ConcurrentUpdate):
+    if isinstance(exc, AlreadyCompleted) and task_id is not None:
+        # engine.cases reports a lost race in English; say it the way the inbox does
+        return error(409, closed_message(get_task(rt(), g.user, task_id)))
+    if isinstance(exc, ConcurrentUpdate):
+        return error(409, CONCURRENT)
+    if isinstance(exc, AlreadyCompleted | Taken):
         return error(409, str(exc))
     if isinstance(exc, FormInvalid):
-        return error(422, str(exc), fields=exc.errors)
+        return error(422, FORM_INVALID, fields=exc.errors)
     if isinstance(exc, CaseError):
         return error(409, str(exc))
     return error(400, str(exc))
@@ -111,9 +137,13 @@ def complete_task(task_id):
     if not isinstance(data, dict):
         return error(400, "the body must be a JSON object with the form data")
     try:
+        task = get_task(rt(), g.user, task_id)
+        fields = errors_of(task_form(rt(), task) or {}, data)  # German messages per field, before the engine
+        if fields:
+            return error(422, FORM_INVALID, fields=fields)
         result = complete(rt(), g.user, task_id, data)
     except OzgflowError as exc:
-        return _engine_error(exc)
+        return _engine_error(exc, task_id)
     return jsonify({"task_id": task_id, **result})
 
 
@@ -125,4 +155,23 @@ def case(case_id):
     except OzgflowError as exc:
         return _engine_error(exc)
     c.pop("version_id", None)
+    c.pop("applicant", None)  # the shape of `ozgflow case show --json`
+    log_read(rt(), g.user, case_id, "case", "api")
     return jsonify(c)
+
+
+@bp.get("/cases/<int:case_id>/documents/<int:document_id>")
+@token_required
+def document(case_id, document_id):
+    try:
+        return document_response(g.user, case_id, document_id, "api", download=request.args.get("download") == "1")
+    except DocumentDamaged:
+        return error(410, "Der Inhalt dieses Dokuments fehlt oder ist beschädigt.")
+    except OzgflowError as exc:
+        return _engine_error(exc)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of this API (readable without a token)."""
+    return jsonify(openapi_document(current_app))

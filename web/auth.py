@@ -48,7 +48,7 @@ def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("X-Frame-Options", "DENY")  # documents set SAMEORIGIN: the case page frames them
     if g.get("user") is not None:
         response.headers["Cache-Control"] = "no-store"  # personal data stays out of shared caches
     return response

@@ -1,11 +1,27 @@
-"""The case page: application data, history in German words, comments and the BPMN diagram."""
+"""The case page: application data, documents with preview, history in German words, comments and the
+BPMN diagram; the documents themselves (untrusted: served sandboxed); the admins' log of reads."""
 
-from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from io import BytesIO
 
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from engine.documents import DocumentDamaged, case_documents, document_content, list_reads, log_read
 from engine.errors import NotFound, OzgflowError
 from engine.inbox import add_comment, comments, element_states, model_xml, view_case
 
-from .auth import login_required
+from .auth import login_required, role_required
 
 bp = Blueprint("cases", __name__)
 
@@ -62,6 +78,8 @@ def describe(entry, titles):
         detail = f"{STATES.get(old, old)} → {STATES.get(new, new)}" if old else STATES.get(new, new)
     elif action in ("task_claimed", "task_unclaimed", "task_completed"):
         detail = (new or {}).get("title") or element
+        if (new or {}).get("on_behalf_of"):
+            detail += f" (in Vertretung für {new['on_behalf_of']})"
     elif action == "task_assigned":
         who = (new or {}).get("assignee")
         detail = f"{(new or {}).get('title') or element}: an {who}" if who else \
@@ -96,9 +114,54 @@ def show(case_id):
     history = [{**e, "label": describe(e, titles)[0], "detail": describe(e, titles)[1],
                 "who": ACTORS.get(e["actor"], e["actor"])} for e in reversed(case["history"])]
     states = element_states(rt(), case_id)
+    log_read(rt(), g.user, case_id, "case")
     return render_template("case.html", case=case, history=history, comments=comments(rt(), case_id),
+                           documents=case_documents(rt(), g.user, case_id),
                            states=states, active_titles=[titles.get(e, e) for e in states["active"]],
                            state_label=STATES.get(case["state"]))
+
+
+# Citizens' files may be anything: served in a sandbox (no scripts, no plugins' access to us, no forms),
+# never sniffed, framable by our own case page only.
+DOCUMENT_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def document_response(person, case_id, document_id, via, download=False):
+    """The document as an HTTP response with the headers that keep its content from acting (web and API)."""
+    doc, content, mime = document_content(rt(), person, case_id, document_id)
+    log_read(rt(), person, case_id, "document", via, document_id=doc["id"])
+    response = send_file(BytesIO(content), mimetype=mime, as_attachment=download or mime == "application/octet-stream",
+                         download_name=doc["filename"] or f"dokument-{doc['id']}", etag=False, max_age=0,
+                         conditional=False)
+    response.headers["Content-Security-Policy"] = DOCUMENT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/vorgaenge/<int:case_id>/dokumente/<int:document_id>")
+@login_required
+def document(case_id, document_id):
+    try:
+        return document_response(g.user, case_id, document_id, "web", download=request.args.get("download") == "1")
+    except NotFound:
+        abort(404)
+    except DocumentDamaged:
+        abort(410, "Der Inhalt dieses Dokuments fehlt oder ist beschädigt.")
+
+
+@bp.get("/protokoll/lesezugriffe")
+@role_required("admin")
+def reads():
+    """Who viewed which case or document when (admins)."""
+    case_id = request.args.get("vorgang", type=int)
+    rows, total = list_reads(rt(), g.user, case_id=case_id, tenant=request.args.get("kommune") or None)
+    return render_template("reads.html", rows=rows, total=total, case_id=case_id, what=READ_LABELS)
+
+
+READ_LABELS = {"case": "Vorgang angesehen", "task": "Aufgabe angesehen", "document": "Dokument geöffnet"}
 
 
 @bp.get("/vorgaenge/<int:case_id>/diagramm.bpmn")

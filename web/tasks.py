@@ -2,11 +2,13 @@
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from engine.documents import log_read
 from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound
 from engine.inbox import (
     Forbidden,
     Taken,
     complete,
+    four_eyes_conflict,
     get_task,
     load_draft,
     may_work,
@@ -38,10 +40,12 @@ def _load(task_id):
 
 def _render(task, schema, values, errors=None, message=None, status=200, draft_at=None, conflict=False):
     case = view_case(rt(), g.user, task["case_id"])
+    log_read(rt(), g.user, task["case_id"], "task")  # the page shows the application data
     fields = fields_of(schema)
+    blocked = four_eyes_conflict(rt(), g.user, task) if task["state"] == "open" else None
     return render_template("task.html", task=task, case=case, fields=fields, labels=labels_of(fields), values=values,
-                           errors=errors or {}, message=message, may_work=may_work(g.user, task),
-                           draft_at=draft_at, conflict=conflict), status
+                           errors=errors or {}, message=message, may_work=may_work(g.user, task) and not blocked,
+                           four_eyes=blocked, draft_at=draft_at, conflict=conflict), status
 
 
 @bp.get("/aufgaben/<task_id>")
@@ -88,7 +92,10 @@ def submit(task_id):
                        status=409, conflict=True)
     except Forbidden as exc:
         return _render(task, schema, values, message=str(exc), status=403)
-    except (CaseError, ConcurrentUpdate) as exc:
+    except ConcurrentUpdate:
+        return _render(task, schema, values, message="Der Vorgang wird gerade an anderer Stelle geändert. Bitte "
+                       "versuchen Sie es gleich noch einmal; Ihre Eingaben sind unten noch zu sehen.", status=409)
+    except CaseError as exc:
         return _render(task, schema, values, message=f"Der Vorgang konnte nicht fortgesetzt werden: {exc}",
                        status=409)
     flash(f"Aufgabe „{task['title']}“ abgeschlossen ({task['aktenzeichen']}).", "ok")
