@@ -389,6 +389,7 @@ class Message(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered or dead-lettered
     reason: Mapped[str | None] = mapped_column(Text)  # why it is dead
 
+
 # --- the inbox: applicant search, deputies, reads of personal data (issue 4) ----------------------------
 
 # The inbox's reads of the visible set: "is this task of the tenant, open, whose, due when" answered from
@@ -452,3 +453,61 @@ class DataRead(Base):
     what: Mapped[str] = mapped_column(String(32))  # case, task, document
     via: Mapped[str] = mapped_column(String(16))  # web, api
 
+
+# --- the electronic file: exports to the E-Akte and tombstones after retention (issue 7) -------------------
+
+
+class EfileExport(Base):
+    """One case handed to the E-Akte as an xdomea ``Abgabe.Abgabe.0401`` package (``engine.efile``).
+
+    The hashes recorded here at export are what ``ozgflow verify`` checks the package, its documents and the
+    received submission against later. The export counts as done only once ``confirmed_at`` is set (an
+    ``Abgabe.ImportBestaetigen.0402`` from the E-Akte or an operator's confirmation)."""
+
+    __tablename__ = "efile_export"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    prozess_id: Mapped[str] = mapped_column(String(36), unique=True)  # xdomea ProzessID (UUID) of the message
+    vorgang_id: Mapped[str] = mapped_column(String(36))  # xdomea ID of the Vorgang
+    target: Mapped[str] = mapped_column(String(64))  # the connector, e.g. "outbox"
+    location: Mapped[str] = mapped_column(Text)  # where the connector put the package (a path for the outbox)
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    message_sha256: Mapped[str] = mapped_column(String(64))
+    documents: Mapped[str] = mapped_column(Text)  # JSON list of {"document_id", "name", "sha256"} in the ZIP
+    submission_sha256: Mapped[str | None] = mapped_column(String(64))  # over the submission row as received
+    audit_seq: Mapped[int] = mapped_column(Integer)  # the history up to here is in the message
+    audit_hash: Mapped[str] = mapped_column(String(64))
+    retention_years: Mapped[int] = mapped_column(Integer)
+    retention_until: Mapped[str] = mapped_column(String(10))  # ISO date: Aufbewahrungsende
+    aussonderungsart: Mapped[str] = mapped_column(String(1))  # A (archivieren), B (bewerten), V (vernichten)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by: Mapped[str | None] = mapped_column(String(255))  # "efile" (a 0402 message) or an operator
+
+
+class CaseTombstone(Base):
+    """What is left of a case deleted after its retention period (``engine.retention``): ids, dates and the
+    hash of the package the E-Akte confirmed. No personal data."""
+
+    __tablename__ = "case_tombstone"
+    __table_args__ = (Index("ix_case_tombstone_tenant_deleted_at", "tenant", "deleted_at"),)
+
+    case_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # no foreign key: the case is gone
+    tenant: Mapped[str] = mapped_column(String(64))
+    process_id: Mapped[str] = mapped_column(String(255))
+    aktenzeichen: Mapped[str] = mapped_column(String(128))
+    submission_id: Mapped[str | None] = mapped_column(String(64))
+    prozess_id: Mapped[str] = mapped_column(String(36))
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    audit_seq: Mapped[int] = mapped_column(Integer)  # the head of the deleted history
+    audit_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retention_until: Mapped[str] = mapped_column(String(10))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_by: Mapped[str] = mapped_column(String(255))
