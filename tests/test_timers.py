@@ -137,9 +137,9 @@ def test_boundary_timer_of_a_task_done_in_time_never_fires(rt, clock):
     clock.advance(days=3)
     assert complete_task(rt, task["id"], "anna")["state"] == "completed"
     clock.advance(days=30)
-    assert Worker(rt).run_due().done == 1  # the stale job ends without touching the case
+    assert Worker(rt).run_due().done == 2  # the stale job ends without touching the case; the e-file export
     assert fired(rt, case["id"]) == [] and pending_timer_jobs(rt) == 0
-    assert get_case(rt, case["id"])["history"][-1]["action"] == "state_changed"
+    assert [h["action"] for h in get_case(rt, case["id"])["history"]][-2:] == ["state_changed", "efile_exported"]
 
 
 def test_non_interrupting_cycle_reminds_each_period_then_stops(rt, clock):
