@@ -31,7 +31,7 @@ from pathlib import Path
 from lxml import etree
 from sqlalchemy import select
 
-from connectors.efile import TARGETS, EfileError
+from connectors.efile import TARGETS, EfileError, PackageExists
 
 from .blobs import blob_store
 from .cases import SYSTEM, iso, record
@@ -188,12 +188,12 @@ def export_case(rt, case_id):
     target = target_for(rt, case["tenant"])
     try:
         location = target.deliver(package["filename"], package["content"])
-    except EfileError as exc:
-        if "never overwritten" not in str(exc):
-            raise EfileProblem(str(exc)) from exc
-        location = str(Path(settings["dir"]) / package["filename"])
+    except PackageExists as exc:  # a retry after a crash between writing and recording: the same bytes
+        location = exc.location
         if _sha256(target.read(location)) != package["package_sha256"]:
             raise EfileProblem(f"{location} exists with other content; not overwritten") from exc
+    except EfileError as exc:
+        raise EfileProblem(str(exc)) from exc
     row = {"case_id": case["id"], "tenant": case["tenant"], "prozess_id": package["prozess_id"],
            "vorgang_id": package["vorgang_id"], "target": target.name, "location": location,
            "package_sha256": package["package_sha256"], "message_sha256": package["message_sha256"],

@@ -8,6 +8,7 @@ import json
 import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import DATA, ROOT, SHARED
@@ -17,7 +18,7 @@ from test_intake import MARBURG, keys_var, world  # noqa: F401  (fixtures)
 from engine.audit import history
 from engine.cases import complete_task, list_tasks, start_case
 from engine.deploy import bundles_from_paths, deploy
-from engine.efile import EXPORT_DELAY_SECONDS, get_export, process_answers, verify_case
+from engine.efile import EXPORT_DELAY_SECONDS, EfileProblem, export_case, get_export, process_answers, verify_case
 from engine.intake import poll_all
 from engine.jobs import Worker, ensure_periodic
 
@@ -190,3 +191,29 @@ def test_hand_started_case_with_model_retention(rt, tmp_path):
     with zipfile.ZipFile(io.BytesIO(open(export["location"], "rb").read())) as zf:
         assert zf.namelist() == [f"{export['prozess_id']}_Abgabe.Abgabe.0401.xml"]
     assert verify_case(rt, case_id)["ok"]
+
+
+def test_export_retried_after_a_crash_finds_its_own_package(rt):
+    from engine import efile
+
+    deploy(rt, bundles_from_paths([DATA / "two_tasks"]))
+    case_id = start_case(rt, "two_tasks", "limburg", {"x": 1})[0]["id"]
+    for _ in range(2):
+        complete_task(rt, list_tasks(rt, case_id=case_id)[0]["id"], "anna", {"amount": 3})
+    # a first try wrote the package and died before recording it
+    case, _export, events, documents, submission, _retention = efile._gather(rt, case_id)
+    package = efile.build_package(rt, case, events, documents, submission, 10, "V", efile._closed_at(events))
+    written = efile.target_for(rt, "limburg").deliver(package["filename"], package["content"])
+    done = export_case(rt, case_id)
+    assert (done["location"], done["package_sha256"]) == (written, package["package_sha256"])
+    assert export_case(rt, case_id) == done  # exported once: nothing happens again
+    # a file of that name with other content is never overwritten: the export fails (an incident)
+    other = start_case(rt, "two_tasks", "limburg", {"x": 2})[0]["id"]
+    for _ in range(2):
+        complete_task(rt, list_tasks(rt, case_id=other)[0]["id"], "anna", {"amount": 3})
+    case, _export, events, documents, submission, _retention = efile._gather(rt, other)
+    name = efile.build_package(rt, case, events, documents, submission, 10, "V", efile._closed_at(events))["filename"]
+    efile.target_for(rt, "limburg").deliver(name, b"someone else's file")
+    with pytest.raises(EfileProblem, match="exists with other content"):
+        export_case(rt, other)
+    assert Path(written).with_name(name).read_bytes() == b"someone else's file"

@@ -18,11 +18,20 @@ class EfileError(Exception):
     """A target could not take, give back or remove a package (the connector's own errors translated)."""
 
 
+class PackageExists(EfileError):
+    """A package of that name is there already: packages are never overwritten."""
+
+    def __init__(self, message, location):
+        super().__init__(message)
+        self.location = location
+
+
 class EfileTarget(Protocol):
     name: str
 
     def deliver(self, filename: str, content: bytes) -> str:
-        """Hand over one package; returns its location (recorded on the export). Never overwrites."""
+        """Hand over one package; returns its location (recorded on the export). Never overwrites: raises
+        PackageExists (with the location as ``location``) when the name is taken."""
 
     def read(self, location: str) -> bytes:
         """The package as it is now at ``location`` (EfileError if it is gone)."""
@@ -61,7 +70,7 @@ class FileOutbox:
                     fh.flush()
                     os.fsync(fh.fileno())
                 if target.exists():
-                    raise EfileError(f"{target} exists already: a package is never overwritten")
+                    raise PackageExists(f"{target} exists already: a package is never overwritten", str(target))
                 os.replace(tmp, target)
             finally:
                 Path(tmp).unlink(missing_ok=True)
