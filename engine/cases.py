@@ -193,6 +193,9 @@ INSERT_CASE = ('INSERT INTO "case" (id, tenant, process_id, version_id, aktenzei
 def newest_version_id(db, process_id):
     row = db.one(NEWEST_VERSION, (process_id, True))
     if row is None:
+        if db.one(NEWEST_VERSION, (process_id, False)) is not None:
+            raise NotFound(f"process {process_id!r} was uploaded for viewing only (it is not marked executable, "
+                           'isExecutable="false"): it cannot be started')
         raise NotFound(f"process {process_id!r} is not deployed (see 'ozgflow deploy')")
     return row[0]
 

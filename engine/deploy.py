@@ -88,7 +88,7 @@ def deploy(rt, bundles, actor="cli"):
                 number = (latest.version if latest else 0) + 1
                 vid = conn.execute(insert(ProcessVersion).values(
                     process_id=proc.process_id, version=number, name=proc.name, dialect=proc.dialect,
-                    executable=True, content_hash=content_hash, spec=proc.spec, meta=json.dumps(proc.meta),
+                    executable=proc.executable, content_hash=content_hash, spec=proc.spec, meta=json.dumps(proc.meta),
                     created_at=now, created_by=actor,
                 ).returning(ProcessVersion.id)).scalar_one()
                 conn.execute(insert(ModelFile), [

@@ -23,6 +23,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from .camunda_expressions import ExpressionUnsupported, is_camunda_expression
+from .camunda_expressions import translate as translate_camunda
 from .errors import DeployError, Problem
 from .restricted import CodeViolation, check_code
 from .safexml import UnsafeXml, parse_xml
@@ -90,8 +92,9 @@ class CompiledProcess:
     process_id: str
     name: str
     dialect: str
-    spec: bytes  # zlib(JSON {"spec", "subprocess_specs"})
+    spec: bytes  # zlib(JSON {"spec", "subprocess_specs"}); for a view-only process zlib(JSON null)
     meta: dict = field(default_factory=dict)
+    executable: bool = True  # False: uploaded to be viewed (isExecutable="false"), never started
 
 
 def local(tag):
@@ -123,6 +126,8 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
     Returns a list of CompiledProcess; raises DeployError listing every problem (file, line, element)."""
     bpmn, dmn = _parse_files(bundle, max_bytes)
     dialect = dialect_of(bpmn.values())
+    if not any(_executable_processes(tree) for tree in bpmn.values()):
+        return _view_only(bpmn, dialect)
     problems = []
     for path, tree in {**bpmn, **dmn}.items():
         problems.extend(_check_tree(path, tree, dialect))
@@ -147,6 +152,30 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
     return compiled
 
 
+def _view_only(bpmn, dialect):
+    """A bundle without an executable process is kept to be viewed: checked against the XSD, never run."""
+    problems, compiled = [], []
+    lines = _element_lines(bpmn)
+    for path, tree in bpmn.items():
+        try:
+            validator().validate(tree.getroot(), path)
+        except ValidationException as exc:
+            problems.append(_problem_from(exc, path, {}))
+            continue
+        for process in tree.getroot().iter(f"{{{BPMN_NS}}}process"):
+            pid = process.get("id")
+            if pid and pid not in {c.process_id for c in compiled}:
+                compiled.append(CompiledProcess(
+                    process_id=pid, name=process.get("name") or pid, dialect=dialect, executable=False,
+                    spec=zlib.compress(b"null"),
+                    meta={"tasks": {}, "elements": {k: list(v) for k, v in lines.items()}}))
+    if not compiled and not problems:
+        problems.append(Problem(next(iter(bpmn)), None, None, "the file holds no process"))
+    if problems:
+        raise DeployError(problems)
+    return compiled
+
+
 def _parse_files(bundle, max_bytes):
     """Safely parse every BPMN and DMN file of the bundle: ({path: tree}, {path: tree})."""
     problems, bpmn, dmn = [], {}, {}
@@ -161,7 +190,9 @@ def _parse_files(bundle, max_bytes):
             continue
         (dmn if lower.endswith(".dmn") else bpmn)[path] = tree
     if not bpmn and not problems:
-        problems.append(Problem(bundle.source or "(upload)", None, None, "no .bpmn file in the upload"))
+        problems.append(Problem(bundle.source or "(upload)", None, None,
+                                "no .bpmn file in the upload (a decision table alone is no process: upload the "
+                                ".dmn together with the .bpmn that uses it)" if dmn else "no .bpmn file in the upload"))
     if problems:
         raise DeployError(problems)
     return bpmn, dmn
@@ -210,7 +241,18 @@ def _problem_from(exc, path, lines):
     if line is None and element and element in lines:
         file_name, line = lines[element]
     message = str(exc.args[0]) if exc.args else str(exc)
-    return Problem(file_name, line, element, message)
+    hint = next((h for text, h in LIBRARY_HINTS.items() if text in message), None)
+    return Problem(file_name, line, element, f"{message.strip()} ({hint})" if hint else message)
+
+
+# What to do about the SpiffWorkflow messages designers meet most (the corpus, docs/conformance.md)
+LIBRARY_HINTS = {
+    "A Service Task must have an operator": "name the connector to call with spiffworkflow:serviceTaskOperator",
+    "Time Specification Error": "the timer needs a date, a duration or a cycle (ISO-8601, e.g. PT5M)",
+    "Exactly one start event is required": "give the subprocess exactly one (plain) start event",
+    "Cannot resolve data": "a data input or output association points to a data object that is not there",
+    "must specify a cardinality or a loop input": "set loopCardinality or a collection for the multi-instance",
+}
 
 
 def _element_lines(trees):
@@ -230,6 +272,10 @@ def _check_tree(path, tree, dialect):
     """Refuse unsupported elements and unsafe code; translate Camunda's literal timer texts."""
     problems = []
     roots = _executable_processes(tree) if path.lower().endswith((".bpmn", ".xml")) else [tree.getroot()]
+    for store in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore"):  # the parser would fail without a line
+        problems.append(Problem(path, store.sourceline, store.get("id"),
+                                f"data store {store.get('name')!r} has no implementation: data stores are not "
+                                "supported; model the access as a service task"))
     literal_timers = SPIFF_NS not in tree.getroot().nsmap.values()  # Camunda Modeler and plain BPMN
     for root in roots:
         for node in root.iter():
@@ -244,9 +290,8 @@ def _check_tree(path, tree, dialect):
             elif name in SCRIPT_TAGS and node.text and node.text.strip():
                 problems.extend(_check_script(path, node))
             elif name in EXPRESSION_TAGS and node.text and node.text.strip():
-                if name.startswith("time") and literal_timers:
-                    problems.extend(_translate_timer(path, node))
-                problems.extend(_check(path, node, node.text.strip(), "eval"))
+                timer_problems = _translate_timer(path, node) if name.startswith("time") and literal_timers else []
+                problems.extend(timer_problems or _check(path, node, node.text.strip(), "eval"))
             elif name == "text" and local(node.getparent().tag) in DMN_EXPRESSION_PARENTS:
                 text = (node.text or "").strip()
                 if text and text != "-":
@@ -293,10 +338,15 @@ def _translate_timer(path, node):
 
 
 def _check(path, node, code, mode):
-    if mode == "eval" and ("${" in code or "#{" in code):
-        return [Problem(path, node.sourceline, element_of(node),
-                        f"expression {code.strip()!r} uses Camunda's expression language (${{…}}), "
-                        "which is not supported yet: write a Python expression such as approved == True")]
+    if mode == "eval" and is_camunda_expression(code):
+        if local(node.tag) not in EXPRESSION_TAGS:  # an attribute value: nowhere to put a translation
+            return [Problem(path, node.sourceline, element_of(node),
+                            f"expression {code.strip()!r} uses Camunda's expression language (${{…}}), "
+                            "which is not supported here: write a Python expression such as approved == True")]
+        try:
+            code = node.text = translate_camunda(code)  # the parser reads the translation, the file keeps ${…}
+        except ExpressionUnsupported as exc:
+            return [Problem(path, node.sourceline, element_of(node), str(exc))]
     try:
         check_code(code, mode)
     except CodeViolation as exc:

@@ -129,7 +129,7 @@ def test_unsupported_element_refused(rt):
 
 
 def test_camunda_expression_language_refused_clearly(rt):
-    doc = (DATA / "camunda_approval.bpmn").read_bytes().replace(b"approved == True", b"${approved}")
+    doc = (DATA / "camunda_approval.bpmn").read_bytes().replace(b"approved == True", b"${invoice.approved}")
     [p] = problems_of(rt, {"c.bpmn": doc})
     assert p.element == "F_yes" and "Camunda's expression language" in p.message
 
