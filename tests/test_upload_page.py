@@ -22,8 +22,14 @@ def upload(client, files, token=None):
     return client.post("/modelle", data=data, content_type="multipart/form-data")
 
 
-def test_caseworker_gets_403(logged_in):
+def test_caseworker_gets_403_and_no_link(logged_in):
     assert logged_in.get("/modelle").status_code == 403
+    assert 'href="/modelle"' not in logged_in.get("/posteingang").get_data(as_text=True)
+
+
+def test_designer_finds_the_page_in_the_navigation(client, web_rt):
+    designer(client, web_rt)
+    assert 'href="/modelle">Prozessmodelle</a>' in client.get("/posteingang").get_data(as_text=True)
 
 
 def test_designer_uploads_and_sees_the_new_version(client, web_rt):
