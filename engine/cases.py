@@ -292,6 +292,9 @@ TASK_AND_CASE = ('SELECT t.state, t.case_id, t.element_id, t.title, t.completed_
                  'FROM task t JOIN "case" c ON c.id = t.case_id WHERE t.id = ?')
 CLOSE_TASK = "UPDATE task SET state = 'completed', completed_at = ?, completed_by = ? WHERE id = ? AND state = 'open'"
 CANCEL_TASK = "UPDATE task SET state = 'cancelled', completed_at = ? WHERE id = ? AND state = 'open'"
+# Candidate groups matter only while a task is open: dropping them keeps "tasks of my groups" an index
+# lookup over open tasks, however long the history grows.
+DROP_GROUPS = "DELETE FROM task_group WHERE task_id = ?"
 SAVE_CASE = ('UPDATE "case" SET state = ?, workflow = ?, lock_version = ?, updated_at = ?, audit_seq = ?, '
              'audit_hash = ? WHERE id = ? AND lock_version = ?')
 
@@ -338,6 +341,7 @@ def _complete_in(rt, db, task_id, actor, data):
         raise describe_workflow_error(exc) from None
     if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
         raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
+    db.run(DROP_GROUPS, (task_id,))
     step = _Step(case_id, tenant, version, wf, trail, now, c_state, lock, audit_seq, audit_hash, set(open_before))
     return _finish_step(rt, db, step, dict(spiff_task.data), {spiff_task.id})
 
@@ -376,6 +380,7 @@ def _finish_step(rt, db, step, before, closed=frozenset()):
     open_after = {t.id for t in scan.ready}
     for gone in step.open_before - open_after - set(closed):
         db.run(CANCEL_TASK, (db.ts(now), str(gone)))
+        db.run(DROP_GROUPS, (str(gone),))
     _insert_tasks(db, [t for t in scan.ready if t.id not in step.open_before], step.version, step.case_id,
                   step.tenant, now)
     _after_step(rt, db, StepContext(step.case_id, step.tenant, step.version, wf, scan, trail, now))
