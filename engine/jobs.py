@@ -381,7 +381,7 @@ def install(rt):
     """Give a runtime its background work: the clock for timers, the step hooks that finish jobs, schedule
     timers and service calls and hand over kept messages, the built-in job kinds, and the ``legal_deadline``
     connector (unless the runtime's services already name one)."""
-    from . import deadlines, efile, intake, messages, service_tasks, timers  # noqa: F401  (they import this module)
+    from . import deadlines, efile, intake, messages, retention, service_tasks, timers  # noqa: F401  (import this)
 
     rt.script_engine.clock = lambda: rt.clock()
     rt.script_engine.timer_gate = timers.gate

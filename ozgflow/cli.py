@@ -304,7 +304,7 @@ import ozgflow.cli_users  # noqa: E402,F401  (registers the "users" commands)
 from ozgflow import cli_mailbox  # noqa: E402  (registers "mailbox-server" and "mailbox")
 
 cli_mailbox.register(main)
-import ozgflow.cli_efile  # noqa: E402,F401  (registers "efile")
+import ozgflow.cli_efile  # noqa: E402,F401  (registers "efile" and "retention")
 import ozgflow.cli_intake  # noqa: E402,F401  (registers "mailbox pickup" and "mailbox quarantine")
 import ozgflow.cli_up  # noqa: E402,F401  (registers "up": mailbox, worker and web server together)
 import ozgflow.cli_worker  # noqa: E402,F401  (registers "worker" and "incident")

@@ -1,5 +1,7 @@
-"""``ozgflow efile``: the E-Akte export and its confirmation. Registered on the main command group by a line at
-the end of ``ozgflow.cli``."""
+"""``ozgflow efile`` (the E-Akte export and its confirmation) and ``ozgflow retention`` (deletion after the
+retention period). Registered on the main command group by a line at the end of ``ozgflow.cli``."""
+
+import sys
 
 import click
 
@@ -64,3 +66,41 @@ def efile_inbox(tenant, as_json):
     results = process_answers(runtime(), tenant)
     emit(as_json, results, lambda: "\n".join(f"{r['tenant']} {r['file']}: {r['message']}" for r in results)
          or "no answers waiting")
+
+
+@main.group()
+def retention():
+    """Deletion of cases after their retention period (only when the E-Akte confirmed the export)."""
+
+
+def _lines(result):
+    lines = [f"deleted case {d['case_id']} ({d['aktenzeichen']}), retention until {d['retention_until']}"
+             for d in result.get("deleted", result.get("deletable", []))]
+    lines += [f"BLOCKED case {b['case_id']} ({b['aktenzeichen']}): {b['reason']}" for b in result["blocked"]]
+    return "\n".join(lines) or "no case is past its retention period"
+
+
+@retention.command("list")
+@click.option("--tenant", default=None)
+@json_option
+@handles_errors
+def retention_list(tenant, as_json):
+    """Cases past their retention period: deletable ones and those blocked by an unconfirmed export."""
+    from engine.retention import due
+
+    result = due(runtime(), tenant=tenant)
+    emit(as_json, result, lambda: _lines(result).replace("deleted case", "deletable case"))
+
+
+@retention.command("run")
+@click.option("--tenant", default=None)
+@json_option
+@handles_errors
+def retention_run(tenant, as_json):
+    """Delete the cases past their retention period whose export was confirmed; list the blocked ones.
+    Exit code 0; 3 when some case is blocked (for an operator to look at)."""
+    from engine.retention import run
+
+    result = run(runtime(), actor="operator", tenant=tenant)
+    emit(as_json, result, lambda: _lines(result))
+    sys.exit(3 if result["blocked"] else 0)
