@@ -55,9 +55,10 @@ def _settings_and_tenants():
 @click.option("--port", default=5001, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--callback-url",
               help="Announce new submissions here (secret: OZGFLOW_FITCONNECT_SERVER_CALLBACK_SECRET).")
+@json_option
 @handles_errors
 @mailbox_errors
-def mailbox_server(db_path, host, port, callback_url):
+def mailbox_server(db_path, host, port, callback_url, as_json):
     """Run the local FIT-Connect server (sender and receiver side of the Submission API v2)."""
     from connectors.fitconnect.server import create_app
     from ozgflow.server import serve_app
@@ -69,6 +70,9 @@ def mailbox_server(db_path, host, port, callback_url):
     if callback_url:
         config["CALLBACK_URL"] = callback_url
     app = create_app(config)
+    if as_json:  # one document on stdout; the server's own logs go to stderr
+        emit(True, {"url": f"http://{host}:{port}", "destinations": [d.id for d in tenants.destinations],
+                    "store": app.config["DATABASE"]}, "")
     click.echo(f"FIT-Connect server on http://{host}:{port} for {len(tenants.destinations)} destinations "
                f"(store {app.config['DATABASE']})", err=True)
     serve_app(lambda: app, host, port)  # one process: the store and the signing key are its own

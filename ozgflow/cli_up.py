@@ -20,7 +20,7 @@ import time
 
 import click
 
-from ozgflow.cli import handles_errors, main
+from ozgflow.cli import emit, handles_errors, json_option, main
 
 DEMO_PASSWORD = "ozgflow-demo"
 # (name pattern, role, groups): groups are the lanes of the shipped models
@@ -29,7 +29,8 @@ DEMO_USERS = (("sb.{tenant}", "caseworker", ("steuern", "posteingang")), ("tl.{t
 
 
 def _child(*args):
-    return subprocess.Popen([sys.executable, "-m", "ozgflow", *args])
+    # The children write to our stderr: with --json, stdout carries exactly one document, ours.
+    return subprocess.Popen([sys.executable, "-m", "ozgflow", *args], stdout=sys.stderr)
 
 
 def _local(host):
@@ -97,8 +98,9 @@ def demo_users(rt):
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--mailbox-port", default=5001, show_default=True, type=int, help="Port of the local mailbox.")
 @click.option("--no-demo", is_flag=True, help="No demo users, no sample applications.")
+@json_option
 @handles_errors
-def up(host, port, mailbox_port, no_demo):
+def up(host, port, mailbox_port, no_demo, as_json):
     """Start the local mailbox, the worker and the web server together (Ctrl-C stops all)."""
     from engine.config import Settings
     from engine.tenants import load_tenants
@@ -128,6 +130,10 @@ def up(host, port, mailbox_port, no_demo):
                 click.echo(f"sent {sent} sample applications to the local mailbox; the worker picks them up",
                            err=True)
         click.echo(f"ozgflow runs on http://{host}:{port}  (mailbox {url}; Ctrl-C stops everything)", err=True)
+        if as_json:  # one document on stdout once everything runs; the children log to stderr
+            emit(True, {"url": f"http://{host}:{port}", "mailbox": url,
+                        "pids": [c.pid for c in children]}, "")
+            sys.stdout.flush()
         _supervise(children)
     except KeyboardInterrupt:
         pass

@@ -1,5 +1,6 @@
 """``ozgflow up`` (what ``make run`` starts): mailbox, worker and web server together, demo data arriving."""
 
+import json
 import signal
 import socket
 import time
@@ -18,7 +19,7 @@ def test_up_starts_everything_and_the_samples_become_cases(sqlite_url, tmp_path)
     cli = Cli(sqlite_url, tmp_path)
     cli("init")
     web, mailbox = free_port(), free_port()
-    proc = cli.popen("up", "--port", web, "--mailbox-port", mailbox)
+    proc = cli.popen("up", "--port", web, "--mailbox-port", mailbox, "--json")
     try:
         deadline, cases = time.monotonic() + 90, []
         while time.monotonic() < deadline and len(cases) < 3:
@@ -33,6 +34,8 @@ def test_up_starts_everything_and_the_samples_become_cases(sqlite_url, tmp_path)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert "password 'ozgflow-demo'" in err
+    assert json.loads(out) == {"url": f"http://127.0.0.1:{web}", "mailbox": f"http://127.0.0.1:{mailbox}",
+                               "pids": json.loads(out)["pids"]}  # stdout: exactly one JSON document
     for port in (web, mailbox):  # every child stopped with it
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
