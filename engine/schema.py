@@ -6,10 +6,11 @@ The classes are typed SQLAlchemy models; the hot paths in ``engine.cases`` use t
 statements, which costs a fraction of ORM unit-of-work bookkeeping.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -511,3 +512,25 @@ class CaseTombstone(Base):
     retention_until: Mapped[str] = mapped_column(String(10))
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_by: Mapped[str] = mapped_column(String(255))
+
+
+class Dispatch(Base):
+    """A letter of a case on its way to the citizen (``engine.dispatch``): by e-mail, or by post through a
+    "Postversand" task (``dispatched_at`` stays empty while that task is open). Rows with channel "post" are
+    the media breaks that remain."""
+
+    __tablename__ = "dispatch"
+    __table_args__ = (Index("ix_dispatch_tenant_channel", "tenant", "channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    process_id: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))  # the send task of the model
+    letter: Mapped[str] = mapped_column(String(255))  # template name
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"))
+    channel: Mapped[str] = mapped_column(String(16))  # "email" | "post"
+    reason: Mapped[str | None] = mapped_column(Text)  # why post, e.g. "replyChannel elster is not served"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deemed_delivered_on: Mapped[date | None] = mapped_column(Date)
