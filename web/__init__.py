@@ -44,9 +44,9 @@ def create_app(test_config=None, runtime=None):
         app.config["SECRET_KEY"] = _secret_key(app.extensions["ozgflow"].settings.var_dir)
     csrf.init_app(app)
 
-    from . import api, auth, background, cases, designer, inbox, incidents, mailbox, pages, tasks
+    from . import api, auth, background, cases, designer, ikz, inbox, incidents, mailbox, pages, tasks
 
-    for module in (auth, pages, inbox, tasks, cases, api, incidents):
+    for module in (auth, pages, inbox, tasks, cases, api, incidents, ikz):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a forged request to ride on
     auth.init_app(app)

@@ -133,6 +133,13 @@ def _paths():
         "/api/v1/incidents/{job_id}/cancel": {"post": _operation(
             "Cancel an incident", {"200": _json(_OBJECT, "the job"), **_errors(401, 403, 404, 409)}, [JOB_ID],
             description=OPERATORS)},
+        "/api/v1/ikz": {"get": _operation(
+            "IKZ dashboard figures per city and process: received, open, overdue, median processing time, time per "
+            "step, media breaks (aggregates only, every city; see docs/operator.md)",
+            {"200": _json(_OBJECT, "period, as_of, processes and cities with their figures"), **_errors(400, 401, 403)},
+            [_query("from", {"type": "string", "format": "date"}, "first day (Berlin), default 1 January"),
+             _query("to", {"type": "string", "format": "date"}, "last day (Berlin), default today")],
+            description="Token of a team lead or an admin.")},
         "/api/v1/process-models": {
             "get": _operation("The shared process models and their versions",
                               {"200": _json(_OBJECT, "models and versions"), **_errors(401)}),
