@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from .calls import Target, effective_hash, order_bundles
 from .errors import DeployError, Problem
 from .models import Bundle, compile_bundle
 from .schema import Deployment, ModelFile, ProcessVersion
@@ -61,9 +62,13 @@ def deploy(rt, bundles, actor="cli"):
 
     Returns a list of {"process_id", "version", "new"}; raises DeployError (nothing stored) on any problem."""
     compiled, problems = [], []
+    bundles = order_bundles(bundles, rt.settings.max_xml_bytes)  # called models before their callers
+    lookup = _Lookup(rt)
     for bundle in bundles:
         try:
-            compiled.append((bundle, compile_bundle(bundle, rt.settings.max_xml_bytes)))
+            processes = compile_bundle(bundle, rt.settings.max_xml_bytes, lookup)
+            compiled.append((bundle, processes))
+            lookup.add(bundle, processes)
         except DeployError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # a library failure we do not know yet: a refusal, never a crash
@@ -75,15 +80,18 @@ def deploy(rt, bundles, actor="cli"):
     results, all_files = [], []
     now = rt.clock()
     with rt.db.begin() as conn:
+        stored = {}  # process id -> (version, version id) of this deploy, for the callers' bindings
         for bundle, processes in compiled:
-            content_hash = bundle.content_hash()
             all_files += [{"path": p, "sha256": hashlib.sha256(d).hexdigest()} for p, d in sorted(bundle.files.items())]
             for proc in processes:
+                content_hash = effective_hash(bundle.content_hash(), proc.meta.get("calls"))
+                _bind_stored(proc, stored)
                 latest = conn.execute(select(ProcessVersion.id, ProcessVersion.version, ProcessVersion.content_hash)
                                       .where(ProcessVersion.process_id == proc.process_id)
                                       .order_by(ProcessVersion.version.desc()).limit(1)).first()
                 if latest is not None and latest.content_hash == content_hash:
                     results.append({"process_id": proc.process_id, "version": latest.version, "new": False})
+                    stored[proc.process_id] = (latest.version, latest.id)
                     continue
                 number = (latest.version if latest else 0) + 1
                 vid = conn.execute(insert(ProcessVersion).values(
@@ -95,10 +103,49 @@ def deploy(rt, bundles, actor="cli"):
                     {"version_id": vid, "path": p, "sha256": hashlib.sha256(d).hexdigest(), "content": d}
                     for p, d in sorted(bundle.files.items())])
                 results.append({"process_id": proc.process_id, "version": number, "new": True})
+                stored[proc.process_id] = (number, vid)
         if any(r["new"] for r in results):  # the same content again changes nothing, not even this log
             conn.execute(insert(Deployment).values(at=now, actor=actor, files=json.dumps(all_files),
                                                    versions=json.dumps(results)))
     return results
+
+
+class _Lookup:
+    """Finds the target of a call activity into another model: compiled earlier in this deploy, else the
+    newest executable version in the database."""
+
+    def __init__(self, rt):
+        self.rt, self.pending = rt, {}
+
+    def add(self, bundle, processes):
+        for proc in processes:
+            if proc.executable:
+                self.pending[proc.process_id] = Target(
+                    proc.process_id, proc.dialect, proc.spec, proc.meta,
+                    effective_hash(bundle.content_hash(), proc.meta.get("calls")))
+
+    def __call__(self, process_id):
+        if process_id in self.pending:
+            return self.pending[process_id]
+        with self.rt.reader.connect() as conn:
+            row = conn.execute(select(ProcessVersion.id, ProcessVersion.version, ProcessVersion.dialect,
+                                      ProcessVersion.spec, ProcessVersion.meta, ProcessVersion.content_hash)
+                               .where(ProcessVersion.process_id == process_id, ProcessVersion.executable.is_(True))
+                               .order_by(ProcessVersion.version.desc()).limit(1)).first()
+        if row is None:
+            return None
+        return Target(process_id, row.dialect, bytes(row.spec), json.loads(row.meta), row.content_hash,
+                      row.version, row.id)
+
+
+def _bind_stored(proc, stored):
+    """Fill in version and id of call targets that were stored in this same deploy."""
+    for pid, binding in (proc.meta.get("calls") or {}).items():
+        if binding.get("version_id") is None and pid in stored:
+            binding["version"], binding["version_id"] = stored[pid]
+    for letter in (proc.meta.get("letters") or {}).values():
+        if letter.get("process_id") in stored and letter.get("version_id") is None:
+            letter["version_id"] = stored[letter["process_id"]][1]
 
 
 def list_versions(rt):

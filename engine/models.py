@@ -23,6 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from .calls import bind_targets, find_targets
 from .camunda_expressions import ExpressionUnsupported, is_camunda_expression
 from .camunda_expressions import translate as translate_camunda
 from .errors import DeployError, Problem
@@ -120,10 +121,12 @@ def dialect_of(trees):
     return "camunda" if CAMUNDA_NS in namespaces else "spiff"
 
 
-def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
+def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None):
     """Check and compile every executable process of ``bundle``.
 
-    Returns a list of CompiledProcess; raises DeployError listing every problem (file, line, element)."""
+    ``lookup(process_id)`` finds the deployed target of a call activity whose process is not in the bundle
+    (``engine.calls``; without it such a call is refused as missing). Returns a list of CompiledProcess;
+    raises DeployError listing every problem (file, line, element)."""
     bpmn, dmn = _parse_files(bundle, max_bytes)
     dialect = dialect_of(bpmn.values())
     if not any(_executable_processes(tree) for tree in bpmn.values()):
@@ -138,6 +141,8 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
         _add(parser.add_bpmn_xml, tree, path, problems)
     for path, tree in dmn.items():
         _add(parser.add_dmn_xml, tree.getroot(), path, problems)
+    targets, call_problems = find_targets(bpmn, dialect, lookup)  # call activities into other models
+    problems += call_problems
     if problems:
         raise DeployError(problems)
     process_ids = parser.get_process_ids()
@@ -147,6 +152,8 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024):
     lines = _element_lines(bpmn)
     compiled = [c for c in (_compile_process(parser, pid, dialect, bpmn, bundle, lines, problems)
                             for pid in process_ids) if c is not None]
+    if targets:
+        problems += bind_targets(compiled, targets, lines)
     if problems:
         raise DeployError(problems)
     return compiled
@@ -202,7 +209,9 @@ def _compile_process(parser, pid, dialect, trees, bundle, lines, problems):
     """Spec, subprocess specs and task metadata of one executable process, or None (problems appended)."""
     try:
         spec = parser.get_spec(pid)
-        subprocess_specs = parser.get_subprocess_specs(pid)
+        # a target in another model is None here: engine.calls.bind_targets copies its stored specs in
+        subprocess_specs = {k: v for k, v in parser.get_subprocess_specs(pid, require_call_activity_specs=False)
+                            .items() if v is not None}
     except (ValidationException, SpiffWorkflowException) as exc:
         problems.append(_problem_from(exc, lines.get(pid, (None, None))[0], lines))
         return None
