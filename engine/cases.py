@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
 
 from .audit import GENESIS, AuditTrail, history
-from .errors import AlreadyCompleted, ConcurrentUpdate, FormInvalid, NotFound
+from .errors import AlreadyCompleted, CaseClosed, CaseSuspended, ConcurrentUpdate, FormInvalid, NotFound
 from .lean import Lean
 from .restricted import describe_workflow_error
 from .runtime import SERIALIZER_VERSION
@@ -321,6 +321,8 @@ def _complete_in(rt, db, task_id, actor, data):
      tenant) = row
     if t_state != "open":
         raise AlreadyCompleted(_completed_message(task_id, title, t_state, completed_by))
+    if c_state == "suspended":  # engine.suspension
+        raise CaseSuspended(f"case {case_id} is suspended: its tasks cannot be completed until an admin resumes it")
     version = rt.version(db, version_id)
     validate_form(version.meta["tasks"].get(element, {}).get("form"), data, version.validators, element)
     now = rt.clock()
@@ -413,6 +415,10 @@ def _step_in(rt, db, case_id, act):
     if row is None:
         raise NotFound(f"no case {case_id}")
     version_id, blob, lock, audit_seq, audit_hash, c_state, tenant = row
+    if c_state == "suspended":  # engine.suspension: nothing advances it until it is resumed
+        raise CaseSuspended(f"case {case_id} is suspended: it does not advance until an admin resumes it")
+    if c_state == "terminated":
+        raise CaseClosed(f"case {case_id} was terminated: nothing changes it any more")
     version = rt.version(db, version_id)
     now = rt.clock()
     wf = version.serializer.load(bytes(blob), version.spec, version.subprocess_specs)

@@ -33,6 +33,14 @@ class CaseError(OzgflowError):
     """Running the case failed (a script, an expression, a service call)."""
 
 
+class CaseSuspended(CaseError):
+    """The case is suspended (engine.suspension): it does not advance until an admin resumes it."""
+
+
+class CaseClosed(CaseError):
+    """The case is completed or terminated: nothing changes it any more."""
+
+
 class Problem:
     """One reason a model is refused at deploy: where (file, line, element) and what."""
 

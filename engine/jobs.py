@@ -139,8 +139,11 @@ def ensure_periodic(rt, now=None):
 # --- claiming, finishing, failing ------------------------------------------------------------------------------
 
 CLAIM = ("UPDATE job SET state = 'running', lease_until = ?, locked_by = ?, attempts = attempts + 1, updated_at = ? "
-         "WHERE id IN (SELECT id FROM job WHERE (state = 'pending' AND due_at <= ?) "
-         "OR (state = 'running' AND lease_until <= ?) ORDER BY due_at LIMIT ?{lock}) "
+         "WHERE id IN (SELECT id FROM job WHERE ((state = 'pending' AND due_at <= ?) "
+         "OR (state = 'running' AND lease_until <= ?)) "
+         # jobs of a suspended case wait until it is resumed (engine.suspension)
+         "AND (case_id IS NULL OR NOT EXISTS (SELECT 1 FROM \"case\" c WHERE c.id = job.case_id "
+         "AND c.state = 'suspended')) ORDER BY due_at LIMIT ?{lock}) "
          "RETURNING id, kind, case_id, tenant, payload, due_at, attempts, max_attempts, backoff_seconds, "
          "every_seconds")
 FENCE = "id = ? AND state = 'running' AND locked_by = ? AND attempts = ?"

@@ -27,7 +27,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 
 from . import jobs
 from .cases import SYSTEM, case_data, step_case
-from .errors import NotFound, OzgflowError
+from .errors import CaseSuspended, NotFound, OzgflowError
 from .lean import Lean
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
@@ -65,7 +65,7 @@ def deliver(rt, name, correlation, payload=None, actor=SYSTEM, ttl_seconds=None)
     case_id = cases[0]
     try:
         step_case(rt, case_id, _delivery(name, correlation, payload, actor))
-    except _NotWaiting:
+    except (_NotWaiting, CaseSuspended):  # a suspended case gets it when it is resumed (engine.suspension)
         ttl = default_ttl() if ttl_seconds is None else float(ttl_seconds)
         return _store(rt, name, correlation, payload, "kept", case_id, ttl, None)
     return {"status": "delivered", "case_id": case_id, "message_id": None, "reason": None}
@@ -120,7 +120,7 @@ def _store(rt, name, correlation, payload, state, case_id, ttl, reason):
 
 def find_cases(rt, correlation):
     """Ids of the cases that match every key of ``correlation`` (see the module doc)."""
-    where, params = ["c.state <> 'completed'"], []
+    where, params = ["c.state NOT IN ('completed', 'terminated')"], []
     if "case_id" in correlation:
         try:
             params.append(int(correlation["case_id"]))
@@ -188,7 +188,7 @@ def deliver_kept(rt, job):
     name, correlation, payload, _ = row
     try:
         step_case(rt, job.case_id, _delivery(name, json.loads(correlation), json.loads(payload), SYSTEM))
-    except _NotWaiting:
+    except (_NotWaiting, CaseSuspended):
         pass  # it stopped waiting again meanwhile: the message stays kept for the next time
 
 
@@ -197,7 +197,10 @@ def expire(rt, job):
     now = rt.clock()
     with Lean.transaction(rt.db) as db:
         db.run("UPDATE message SET state = 'dead', settled_at = ?, reason = 'kept until its time to live ended; "
-               "the case never waited for it' WHERE state = 'kept' AND expires_at <= ?", (db.ts(now), db.ts(now)))
+               "the case never waited for it' WHERE state = 'kept' AND expires_at <= ? "
+               # a suspended case keeps its messages until it is resumed (engine.suspension)
+               "AND (case_id IS NULL OR case_id NOT IN (SELECT id FROM \"case\" WHERE state = 'suspended'))",
+               (db.ts(now), db.ts(now)))
 
 
 def list_messages(rt, state="dead", tenant=None):
