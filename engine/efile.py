@@ -49,6 +49,7 @@ DEFAULT_RETENTION_YEARS = 10
 DEFAULT_AUSSONDERUNGSART = "V"
 MAX_ANSWER_BYTES = 1024 * 1024
 EXPORT_DELAY_SECONDS = 60
+CLOSED_STATES = ("completed", "terminated")  # a terminated case (engine.suspension) is filed with its history too
 FORMATS = {"pdf": "018", "png": "019", "jpg": "011", "jpeg": "010", "xml": "030", "txt": "045", "csv": "002",
            "docx": "035", "odt": "015", "tif": "023", "tiff": "024", "eml": "006", "htm": "007", "html": "008"}
 PURPOSES = {"form": "Antrag", "attachment": "Anlage", "report": "Bericht", "letter": "Bescheid"}
@@ -178,8 +179,8 @@ def export_case(rt, case_id):
     case, export, events, documents, submission, (years, art) = _gather(rt, int(case_id))
     if export is not None:
         return _export_dict(export)
-    if case["state"] != "completed":
-        raise EfileProblem(f"case {case_id} is {case['state']}, not completed: it is not exported yet")
+    if case["state"] not in CLOSED_STATES:
+        raise EfileProblem(f"case {case_id} is {case['state']}, not closed: it is not exported yet")
     settings = efile_settings(rt, case["tenant"])
     years = years if years is not None else int(settings["retention_years"])
     art = art or settings["aussonderungsart"]
@@ -213,7 +214,7 @@ def export_case(rt, case_id):
 
 def _closed_at(events):
     for e in reversed(events):
-        if e["action"] == "state_changed" and e["new"] == '"completed"':
+        if e["action"] == "state_changed" and e["new"] in ('"completed"', '"terminated"'):
             return _parse_at(e["at"])
     return None
 
@@ -505,7 +506,7 @@ def verify_case(rt, case_id):
                     "message": f"deleted after retention on {iso(stone['deleted_at'])}; the E-Akte holds package "
                                f"{stone['prozess_id']} (SHA-256 {stone['package_sha256']})"}
         ok, count, message = verify_chain(conn, case_id)
-        if state != "completed":
+        if state not in CLOSED_STATES:
             return {"case_id": case_id, "ok": ok, "state": state, "entries": count, "confirmed": None,
                     "links": [{"link": "audit", "ok": ok, "message": message}], "message": message}
         _c, export, events, documents, submission, _r = _gather(rt, case_id)

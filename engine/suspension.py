@@ -32,7 +32,7 @@ SEAL = ('UPDATE "case" SET state = ?, workflow = ?, lock_version = ?, updated_at
         "WHERE id = ? AND lock_version = ?")
 INSERT_AUDIT = ('INSERT INTO audit_event (case_id, seq, "at", actor, action, element_id, "old", "new", prev_hash, '
                 '"hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-EXPORT_DELAY_SECONDS = 5.0
+EXPORT_DELAY_SECONDS = 60.0  # as engine.efile: late writes land first
 
 
 def _reason(reason):
