@@ -40,6 +40,7 @@ def iso(ts):
 # --- running a workflow -------------------------------------------------------------------------------
 
 READY, WAITING, COMPLETED, ERROR = TaskState.READY, TaskState.WAITING, TaskState.COMPLETED, TaskState.ERROR
+STARTED = TaskState.STARTED
 
 
 def case_data(wf):
@@ -69,6 +70,8 @@ class Scan:
                     self.waiting = True
                 elif state == ERROR:
                     self.error = True
+                elif state == STARTED and t.internal_data.get("user_task"):
+                    self.ready.append(t)  # a task waiting for a person, e.g. Postversand (engine.dispatch)
         self.ran.sort(key=lambda t: t.last_state_change)
         self.completed = wf.is_completed()
 
@@ -141,7 +144,7 @@ def _insert_tasks(db, tasks, version, case_id, tenant, now):
     rows, groups = [], []
     created = db.ts(now)
     for t in tasks:
-        element = t.task_spec.bpmn_id or t.task_spec.name
+        element = t.internal_data.get("user_task") or t.task_spec.bpmn_id or t.task_spec.name
         meta = version.meta["tasks"].get(element, {})
         tid = str(t.id)
         assignee = meta.get("assignee")
@@ -341,6 +344,8 @@ def _complete_in(rt, db, task_id, actor, data):
         spiff_task.run()
     except SpiffWorkflowException as exc:
         raise describe_workflow_error(exc) from None
+    for action, new in spiff_task.internal_data.pop("audit", ()):  # what the task did, e.g. letter_dispatched
+        trail.add(actor, action, spiff_task.task_spec.bpmn_id, new=new)
     if db.run(CLOSE_TASK, (db.ts(now), actor, task_id)) != 1:
         raise AlreadyCompleted(_completed_message(task_id, title, "completed", None))
     db.run(DROP_GROUPS, (task_id,))

@@ -384,14 +384,16 @@ def install(rt):
     """Give a runtime its background work: the clock for timers, the step hooks that finish jobs, schedule
     timers and service calls and hand over kept messages, the built-in job kinds, and the ``legal_deadline``
     connector (unless the runtime's services already name one)."""
-    from . import deadlines, efile, intake, messages, retention, service_tasks, timers  # noqa: F401  (import this)
+    from . import deadlines, dispatch, efile, intake, messages, retention, service_tasks, timers  # noqa: F401
 
     rt.script_engine.clock = lambda: rt.clock()
     rt.script_engine.timer_gate = timers.gate
     rt.script_engine.background_services = True
     rt.services.setdefault("legal_deadline", deadlines.as_service)
     rt.step_hooks[:0] = [finish_in_step, messages.settle_in_step, timers.schedule_timers,
-                         service_tasks.schedule_calls, messages.hand_over_kept, efile.schedule_export]
+                         service_tasks.schedule_calls, dispatch.schedule_letters, messages.hand_over_kept,
+                         efile.schedule_export]
+    dispatch.install(rt)  # send tasks with letters (engine.dispatch)
 
 
 def metrics_counts(rt):

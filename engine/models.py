@@ -27,6 +27,7 @@ from .calls import bind_targets, find_targets
 from .camunda_expressions import ExpressionUnsupported, is_camunda_expression
 from .camunda_expressions import translate as translate_camunda
 from .errors import DeployError, Problem
+from .letters import check_bundle as check_letters
 from .restricted import CodeViolation, check_code
 from .safexml import UnsafeXml, parse_xml
 from .specs import engine_config
@@ -152,6 +153,12 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None):
     lines = _element_lines(bpmn)
     compiled = [c for c in (_compile_process(parser, pid, dialect, bpmn, bundle, lines, problems)
                             for pid in process_ids) if c is not None]
+    letters, letter_tasks, letter_problems = check_letters(bpmn, bundle.files, lines, SPIFF_NS, CAMUNDA_NS)
+    problems += letter_problems
+    for c in compiled:  # send tasks with letters and their Postversand tasks (engine.letters, engine.dispatch)
+        c.meta["letters"] = letters
+        for element, extra in letter_tasks.items():
+            c.meta["tasks"][element] = {**c.meta["tasks"].get(element, {}), **extra}
     if targets:
         problems += bind_targets(compiled, targets, lines)
     if problems:
@@ -320,6 +327,9 @@ CAMUNDA_UNSUPPORTED = {
 
 def _camunda_bound(node):
     """Whether a task is bound to Camunda's Java/expression world (class, expression, external topic)."""
+    if local(node.tag) == "sendTask" and any(p.get("name") == "letter"
+                                             for p in node.iter(f"{{{CAMUNDA_NS}}}property")):
+        return False  # a letter (engine.letters): ours to send, not Camunda's
     return any(k.startswith(f"{{{CAMUNDA_NS}}}") for k in node.attrib) or local(node.tag) != "businessRuleTask"
 
 

@@ -22,6 +22,7 @@ from .config import Settings
 from .db import make_engine
 from .errors import CaseError, NotFound
 from .lean import Lean
+from .letters import attach_letters
 from .models import load_specs
 from .restricted import ScriptEngine
 from .schema import utcnow
@@ -131,6 +132,7 @@ class Runtime:
                 raise NotFound(f"no process version with id {version_id}")
             spec, subs = load_specs(row[3], bytes(row[4]))
             loaded = LoadedVersion(row[0], row[1], row[2], row[3], spec, subs, json.loads(row[5]))
+            attach_letters(db, loaded)  # which send tasks carry letters (engine.letters, engine.dispatch)
             self._versions[version_id] = loaded
         return loaded
 

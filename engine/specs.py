@@ -21,6 +21,7 @@ The classes keep the library's class names, so stored specs and cases read the s
 from copy import copy
 from datetime import UTC, datetime, timedelta
 
+from SpiffWorkflow.bpmn.specs import defaults as bpmn_defaults
 from SpiffWorkflow.bpmn.specs.event_definitions import timer
 from SpiffWorkflow.spiff.specs import defaults as spiff_defaults
 
@@ -125,11 +126,44 @@ class ServiceTask(spiff_defaults.ServiceTask):
         return super()._execute(task)
 
 
+class _LetterSending:
+    """A send task with a ``letter`` property (``engine.dispatch``) waits in the step that reaches it (STARTED):
+    a ``letter_dispatch`` job renders, stores and sends the letter outside any transaction, or makes it a
+    "Postversand" user task. Other send tasks throw their event as the library does."""
+
+    def _run_hook(self, my_task):
+        engine = my_task.workflow.script_engine
+        letter_of = getattr(engine, "letter_of", None)
+        config = letter_of(my_task) if letter_of is not None else None
+        if config is None:
+            return super()._run_hook(my_task)
+        state = my_task._get_internal_data("letter_state")
+        if state is None:
+            my_task._set_internal_data(letter_state="pending")
+            return None  # STARTED: the case waits for the letter_dispatch job
+        if state == "post":  # the Postversand task was completed: the letter went by post now
+            engine.letter_posted(my_task, config)
+        return super()._run_hook(my_task)
+
+
+class SpiffSendTask(_LetterSending, spiff_defaults.SendTask):
+    pass
+
+
+class BpmnSendTask(_LetterSending, bpmn_defaults.SendTask):
+    pass
+
+
+SpiffSendTask.__name__ = BpmnSendTask.__name__ = "SendTask"  # stored specs name the library's class
+
+
 REPLACEMENTS = {
     timer.TimeDateEventDefinition: TimeDateEventDefinition,
     timer.DurationTimerEventDefinition: DurationTimerEventDefinition,
     timer.CycleTimerEventDefinition: CycleTimerEventDefinition,
     spiff_defaults.ServiceTask: ServiceTask,
+    spiff_defaults.SendTask: SpiffSendTask,
+    bpmn_defaults.SendTask: BpmnSendTask,
 }
 
 
