@@ -66,7 +66,7 @@ def deploy(rt, bundles, actor="cli"):
     lookup = _Lookup(rt)
     for bundle in bundles:
         try:
-            processes = compile_bundle(bundle, rt.settings.max_xml_bytes, lookup)
+            processes = compile_bundle(bundle, rt.settings.max_xml_bytes, lookup, services=rt.services)
             compiled.append((bundle, processes))
             lookup.add(bundle, processes)
         except DeployError as exc:

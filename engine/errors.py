@@ -44,16 +44,19 @@ class CaseClosed(CaseError):
 class Problem:
     """One reason a model is refused at deploy: where (file, line, element) and what."""
 
-    __slots__ = ("file", "line", "element", "message")
+    __slots__ = ("file", "line", "element", "message", "column")
 
-    def __init__(self, file, line, element, message):
+    def __init__(self, file, line, element, message, column=None):
         self.file, self.line, self.element, self.message = file, line, element, message
+        self.column = column  # 1-based, where known (XML syntax and schema errors)
 
     def as_dict(self):
-        return {"file": self.file, "line": self.line, "element": self.element, "message": self.message}
+        return {"file": self.file, "line": self.line, "column": self.column, "element": self.element,
+                "message": self.message}
 
     def __str__(self):
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        where += f":{self.column}" if self.line and self.column else ""
         element = f" [{self.element}]" if self.element else ""
         return f"{where}{element}: {self.message}"
 

@@ -17,15 +17,19 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from connectors.services import default_services
+
 from .calls import bind_targets, find_targets
 from .camunda_expressions import ExpressionUnsupported, is_camunda_expression
 from .camunda_expressions import translate as translate_camunda
+from .camunda_tasks import Parser as CamundaTaskParser
+from .camunda_tasks import check_task as check_camunda_task
+from .dmn import check_dmn, split_decisions
 from .errors import DeployError, Problem
 from .letters import check_bundle as check_letters
 from .restricted import CodeViolation, check_code
@@ -68,7 +72,6 @@ EXPRESSION_TAGS = {
 # silently replaces them and the process loses its start.
 RESERVED_IDS = {"Start", "End"}
 SCRIPT_TAGS = {"script", "preScript", "postScript"}
-DMN_EXPRESSION_PARENTS = {"inputExpression", "inputEntry", "outputEntry"}
 
 ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -122,26 +125,31 @@ def dialect_of(trees):
     return "camunda" if CAMUNDA_NS in namespaces else "spiff"
 
 
-def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None):
+def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None, services=None):
     """Check and compile every executable process of ``bundle``.
 
     ``lookup(process_id)`` finds the deployed target of a call activity whose process is not in the bundle
     (``engine.calls``; without it such a call is refused as missing). Returns a list of CompiledProcess;
-    raises DeployError listing every problem (file, line, element)."""
+    raises DeployError listing every problem (file, line, element). ``services`` is the connector registry
+    Camunda service tasks are bound to (``rt.services``; default: ``connectors.services.default_services()``)."""
+    services = default_services() if services is None else services
     bpmn, dmn = _parse_files(bundle, max_bytes)
     dialect = dialect_of(bpmn.values())
     if not any(_executable_processes(tree) for tree in bpmn.values()):
-        return _view_only(bpmn, dialect)
-    problems = []
+        return _view_only(bpmn, dialect, bundle)
+    problems, decisions = [], _decision_refs(bpmn)
     for path, tree in {**bpmn, **dmn}.items():
-        problems.extend(_check_tree(path, tree, dialect))
+        problems.extend(_check_tree(path, tree, dialect, services, decisions))
+    problems += _check_xsd(bpmn, bundle)
     if problems:
         raise DeployError(problems)
-    parser = (CamundaParser if dialect == "camunda" else SpiffBpmnParser)(validator=validator())
+    parser = (CamundaTaskParser(services=services, validator=validator()) if dialect == "camunda"
+              else SpiffBpmnParser(validator=validator()))
     for path, tree in bpmn.items():
         _add(parser.add_bpmn_xml, tree, path, problems)
     for path, tree in dmn.items():
-        _add(parser.add_dmn_xml, tree.getroot(), path, problems)
+        for root in split_decisions(path, tree):  # the library reads one decision per file
+            _add(parser.add_dmn_xml, root, path, problems)
     targets, call_problems = find_targets(bpmn, dialect, lookup)  # call activities into other models
     problems += call_problems
     if problems:
@@ -155,26 +163,27 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None):
                             for pid in process_ids) if c is not None]
     letters, letter_tasks, letter_problems = check_letters(bpmn, bundle.files, lines, SPIFF_NS, CAMUNDA_NS)
     problems += letter_problems
+    if problems:
+        raise DeployError(problems)
     for c in compiled:  # send tasks with letters and their Postversand tasks (engine.letters, engine.dispatch)
         c.meta["letters"] = letters
         for element, extra in letter_tasks.items():
             c.meta["tasks"][element] = {**c.meta["tasks"].get(element, {}), **extra}
     if targets:
         problems += bind_targets(compiled, targets, lines)
-    if problems:
-        raise DeployError(problems)
+        if problems:
+            raise DeployError(problems)
     return compiled
 
 
-def _view_only(bpmn, dialect):
+def _view_only(bpmn, dialect, bundle=None):
     """A bundle without an executable process is kept to be viewed: checked against the XSD, never run."""
     problems, compiled = [], []
     lines = _element_lines(bpmn)
     for path, tree in bpmn.items():
-        try:
-            validator().validate(tree.getroot(), path)
-        except ValidationException as exc:
-            problems.append(_problem_from(exc, path, {}))
+        xsd_problems = _xsd_problems(path, tree, bundle.files.get(path) if bundle else None)
+        if xsd_problems:
+            problems += xsd_problems
             continue
         for process in tree.getroot().iter(f"{{{BPMN_NS}}}process"):
             pid = process.get("id")
@@ -188,6 +197,51 @@ def _view_only(bpmn, dialect):
     if problems:
         raise DeployError(problems)
     return compiled
+
+
+MAX_XSD_ERRORS = 20
+
+
+def _check_xsd(bpmn, bundle):
+    problems = []
+    for path, tree in bpmn.items():
+        problems += _xsd_problems(path, tree, bundle.files.get(path))
+    return problems
+
+
+def _xsd_problems(path, tree, data):
+    """BPMN XSD errors with line, column and element (the library's validator reports the line only)."""
+    checker = validator()
+    checker.preprocess(tree)
+    if checker.validator.validate(tree):
+        return []
+    problems = []
+    for error in list(checker.validator.error_log)[:MAX_XSD_ERRORS]:
+        node = _node_at(tree, error.path)
+        column = error.column or _column_of(data, error.line, node)
+        message = error.message.replace(f"{{{BPMN_NS}}}", "bpmn:").replace(f"{{{CAMUNDA_NS}}}", "camunda:")
+        problems.append(Problem(path, error.line or None, element_of(node) if node is not None else None,
+                                f"XML schema error: {message}", column=column))
+    return problems
+
+
+def _node_at(tree, xpath):
+    try:
+        found = tree.xpath(xpath, namespaces={k: v for k, v in tree.getroot().nsmap.items() if k})
+    except (etree.XPathError, TypeError):
+        return None
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], etree._Element) else None
+
+
+def _column_of(data, line, node):
+    """1-based column of the element's start tag on ``line`` of the file (libxml2 gives none for schema errors)."""
+    if not data or not line or node is None or not isinstance(node.tag, str):
+        return None
+    lines = data.split(b"\n")
+    text = lines[line - 1].decode("utf-8", "replace") if line <= len(lines) else ""
+    qname = (f"{node.prefix}:" if node.prefix else "") + local(node.tag)
+    at = text.find("<" + qname)
+    return at + 1 if at >= 0 else None
 
 
 def _parse_files(bundle, max_bytes):
@@ -284,8 +338,16 @@ def _executable_processes(tree):
     return [p for p in tree.getroot().iter(f"{{{BPMN_NS}}}process") if p.get("isExecutable") == "true"]
 
 
-def _check_tree(path, tree, dialect):
-    """Refuse unsupported elements and unsafe code; translate Camunda's literal timer texts."""
+def _decision_refs(trees):
+    """Decision ids the business rule tasks of the bundle use (Camunda's decisionRef)."""
+    return {node.get(f"{{{CAMUNDA_NS}}}decisionRef") for tree in trees.values()
+            for node in tree.getroot().iter(f"{{{BPMN_NS}}}businessRuleTask")} - {None}
+
+
+def _check_tree(path, tree, dialect, services=None, decisions=None):
+    """Refuse unsupported elements and unsafe code; translate Camunda's literal timer texts and FEEL cells."""
+    if path.lower().endswith(".dmn"):
+        return check_dmn(path, tree, dialect, decisions)
     problems = []
     roots = _executable_processes(tree) if path.lower().endswith((".bpmn", ".xml")) else [tree.getroot()]
     for store in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore"):  # the parser would fail without a line
@@ -301,36 +363,19 @@ def _check_tree(path, tree, dialect):
                                         f"the id {node.get('id')!r} is reserved by the engine: rename the element"))
             if name in UNSUPPORTED:
                 problems.append(Problem(path, node.sourceline, element_of(node), UNSUPPORTED[name]))
-            elif dialect == "camunda" and name in CAMUNDA_UNSUPPORTED and _camunda_bound(node):
-                problems.append(Problem(path, node.sourceline, element_of(node), CAMUNDA_UNSUPPORTED[name]))
+            elif dialect == "camunda" and name in CAMUNDA_TASKS:  # connectors, decisions (engine.camunda_tasks)
+                problems.extend(check_camunda_task(path, node, services or {}))
             elif name in SCRIPT_TAGS and node.text and node.text.strip():
                 problems.extend(_check_script(path, node))
             elif name in EXPRESSION_TAGS and node.text and node.text.strip():
                 timer_problems = _translate_timer(path, node) if name.startswith("time") and literal_timers else []
                 problems.extend(timer_problems or _check(path, node, node.text.strip(), "eval"))
-            elif name == "text" and local(node.getparent().tag) in DMN_EXPRESSION_PARENTS:
-                text = (node.text or "").strip()
-                if text and text != "-":
-                    problems.extend(_check(path, node, text, "eval"))
             if local(node.tag) == "parameter" and node.get("value") is not None:
                 problems.extend(_check(path, node, node.get("value"), "eval"))
     return problems
 
 
-CAMUNDA_UNSUPPORTED = {
-    "serviceTask": "service tasks from Camunda Modeler (camunda:class, delegateExpression, external topic) "
-                   "are not connected to our connectors yet",
-    "sendTask": "send tasks from Camunda Modeler are not connected to our connectors yet",
-    "businessRuleTask": "business rule tasks from Camunda Modeler (FEEL decision tables) are not supported yet",
-}
-
-
-def _camunda_bound(node):
-    """Whether a task is bound to Camunda's Java/expression world (class, expression, external topic)."""
-    if local(node.tag) == "sendTask" and any(p.get("name") == "letter"
-                                             for p in node.iter(f"{{{CAMUNDA_NS}}}property")):
-        return False  # a letter (engine.letters): ours to send, not Camunda's
-    return any(k.startswith(f"{{{CAMUNDA_NS}}}") for k in node.attrib) or local(node.tag) != "businessRuleTask"
+CAMUNDA_TASKS = {"serviceTask", "sendTask", "businessRuleTask"}
 
 
 def _check_script(path, node):
@@ -416,6 +461,14 @@ def _task_meta(ts, trees, bundle, lines, problems):
     camunda_props = {p.get("name"): p.get("value") for p in node.iter(f"{{{CAMUNDA_NS}}}property")} \
         if node is not None else {}
     meta["four_eyes_of"] = (props.get("four_eyes_of") or camunda_props.get("four_eyes_of") or "").strip() or None
+    # Candidate groups chosen in the case: the name of a variable holding a group or a list of groups
+    groups_var = (props.get("candidateGroupsVariable") or "").strip()
+    if groups_var:
+        if not groups_var.isidentifier() or groups_var.startswith("_"):
+            file_name, line = lines.get(element_id, (None, None))
+            problems.append(Problem(file_name, line, element_id,
+                                    f"candidateGroupsVariable {groups_var!r} must be the name of a variable"))
+        meta["groups_variable"] = groups_var
     schema_file = props.get("formJsonSchemaFilename")
     if schema_file:
         data = _bundle_file(bundle, schema_file)

@@ -31,13 +31,17 @@ def parse_xml(data, filename, max_bytes):
         raise UnsafeXml(Problem(filename, None, None, f"file is {len(data)} bytes, the limit is {max_bytes}"))
     head = data[:4096].lstrip()
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        line = data[: data.find(b"<!")].count(b"\n") + 1
-        raise UnsafeXml(Problem(filename, line, None, "a DOCTYPE or ENTITY declaration is not allowed in uploads"))
+        at = data.find(b"<!DOCTYPE") if b"<!DOCTYPE" in data else data.find(b"<!ENTITY")
+        line = data[:at].count(b"\n") + 1
+        column = at - data.rfind(b"\n", 0, at)
+        raise UnsafeXml(Problem(filename, line, None, "a DOCTYPE or ENTITY declaration is not allowed in uploads",
+                                column=column))
     if not head.startswith(b"<"):
         raise UnsafeXml(Problem(filename, 1, None, "not an XML document"))
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or None
-        raise UnsafeXml(Problem(filename, line, None, f"XML syntax error: {exc.msg}")) from None
+        column = exc.position[1] if line and exc.position and exc.position[1] else None
+        raise UnsafeXml(Problem(filename, line, None, f"XML syntax error: {exc.msg}", column=column)) from None
     return etree.ElementTree(root)

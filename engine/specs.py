@@ -23,7 +23,10 @@ from datetime import UTC, datetime, timedelta
 
 from SpiffWorkflow.bpmn.specs import defaults as bpmn_defaults
 from SpiffWorkflow.bpmn.specs.event_definitions import timer
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask as CamundaBusinessRuleTask
 from SpiffWorkflow.spiff.specs import defaults as spiff_defaults
+
+from .camunda_tasks import CONVERTERS as CAMUNDA_CONVERTERS
 
 Base = timer.TimerEventDefinition
 
@@ -176,4 +179,6 @@ def engine_config(config):
     for original, ours in REPLACEMENTS.items():
         if original in config:
             result[ours] = config[original]
+    if CamundaBusinessRuleTask in config:  # Camunda's connector-bound and decision tasks (engine.camunda_tasks)
+        result.update(CAMUNDA_CONVERTERS)
     return result

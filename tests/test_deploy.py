@@ -74,9 +74,14 @@ def problems_of(rt, files):
 def test_xsd_error_names_file_and_line(rt):
     bad = with_step('    <bpmn:userTask id="Step" bogus="1"><bpmn:incoming>F1</bpmn:incoming>'
                     '<bpmn:outgoing>F2</bpmn:outgoing><bpmn:notAnElement/></bpmn:userTask>')
-    [p] = problems_of(rt, {"bad.bpmn": bad})
-    assert p.file == "bad.bpmn" and p.line == 7
-    assert "notAnElement" in p.message
+    problems = problems_of(rt, {"bad.bpmn": bad})
+    line = bad.decode().splitlines()[6]
+    # every schema error, each with line, column (of the element's start tag) and the element's id
+    assert [(p.file, p.line, p.column, p.element) for p in problems] == [
+        ("bad.bpmn", 7, line.index("<bpmn:userTask") + 1, "Step"),
+        ("bad.bpmn", 7, line.index("<bpmn:notAnElement") + 1, "Step")]
+    assert "bogus" in problems[0].message and "bpmn:notAnElement" in problems[1].message
+    assert str(problems[1]).startswith(f"bad.bpmn:7:{line.index('<bpmn:notAnElement') + 1} [Step]: XML schema error")
 
 
 def test_refusal_is_all_or_nothing(rt):

@@ -107,7 +107,7 @@ def test_refused_model_422_names_file_line_element_and_stores_nothing(client, up
     resp = post(client, upload_rt, [("bad.bpmn", bad)])
     assert resp.status_code == 422
     [problem] = resp.get_json()["errors"]
-    assert problem == {"file": "bad.bpmn", "line": 7, "element": "Step",
+    assert problem == {"file": "bad.bpmn", "line": 7, "column": None, "element": "Step",
                        "message": "script refused: imports are not allowed"}
     assert count_versions(upload_rt) == 0
 
