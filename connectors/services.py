@@ -16,6 +16,33 @@ class ServiceConnector(Protocol):
         """Do the call; raise any exception on failure (the engine turns it into a workflow error)."""
 
 
+class CaseContext:
+    """What a connector that declares ``wants_case = True`` gets as its ``case`` argument: the runtime and
+    the case the call belongs to (id, tenant, process, Aktenzeichen). Such connectors run only as background
+    service calls (the task declares ``<spiffworkflow:retry …/>``), where the engine knows the case; the
+    tenant comes from the case row, never from the model's parameters."""
+
+    def __init__(self, rt, case_id, tenant):
+        self.rt, self.case_id, self.tenant = rt, int(case_id), tenant
+        from sqlalchemy import select
+
+        from engine.schema import Case
+
+        with rt.reader.connect() as conn:
+            row = conn.execute(select(Case.aktenzeichen, Case.process_id, Case.created_at)
+                               .where(Case.id == self.case_id)).first()
+        if row is None:
+            raise LookupError(f"no case {case_id}")
+        self.aktenzeichen, self.process_id = row[0], row[1]
+        created = row[2]
+        self.created_at = created.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(created, "strftime") else str(created)
+
+
+def wants_case(service):
+    """Whether the connector needs its case (``CaseContext``) passed as ``case``."""
+    return bool(getattr(service, "wants_case", False))
+
+
 def echo(**params):
     """Returns its parameters: a connector for demos and tests of the service-task path."""
     return params
@@ -23,4 +50,6 @@ def echo(**params):
 
 def default_services():
     """The registry every runtime starts with."""
-    return {"echo": echo}
+    from .treasury import nummer_vergeben, sollstellung
+
+    return {"echo": echo, "kasse_sollstellung": sollstellung, "nummer_vergeben": nummer_vergeben}

@@ -154,6 +154,11 @@ def _insert_tasks(db, tasks, version, case_id, tenant, now):
                      json.dumps(meta.get("candidate_users", [])),
                      db.ts(_due(meta.get("due"), now)), db.ts(_due(meta.get("follow_up"), now)), created, "open"))
         groups += [(tid, g) for g in meta.get("groups", ())]
+        if meta.get("groups_variable"):  # groups chosen in the case (e.g. the department of a triage)
+            chosen = t.data.get(meta["groups_variable"])
+            chosen = [chosen] if isinstance(chosen, str) else chosen if isinstance(chosen, list) else []
+            groups += [(tid, g) for g in dict.fromkeys(chosen) if isinstance(g, str) and g
+                       and g not in meta.get("groups", ())]
     db.many(INSERT_TASK, rows)
     db.many(INSERT_GROUP, groups)
 
@@ -243,6 +248,9 @@ def start_in(rt, db, process_id, tenant, data, actor=SYSTEM, submission_id=None)
 
     For callers that must write other rows atomically with the case (the mailbox pickup)."""
     version = rt.version(db, newest_version_id(db, process_id))
+    stadt = rt.tenants.case_settings(tenant, version.process_id)
+    if stadt is not None:  # the city's settings for this model (tenants.toml), never the submitter's "stadt"
+        data = {**data, "stadt": stadt}
     now = rt.clock()
     wf = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=rt.script_engine)
     wf.task_tree.children[0].data.update(data)  # the start task: initial data goes here

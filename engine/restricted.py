@@ -99,6 +99,10 @@ class ScriptEngine(PythonScriptEngine):
         service = self.services.get(operation_name)
         if service is None:
             raise WorkflowTaskException(f"no connector registered for service '{operation_name}'", task=task)
+        if getattr(service, "wants_case", False):
+            raise WorkflowTaskException(
+                f"service '{operation_name}' needs its case and runs only as a background call: declare "
+                '<spiffworkflow:retry retries="3"/> in the service task\'s serviceTaskOperator', task=task)
         params = {name: p["value"] for name, p in (operation_params or {}).items()}
         try:
             result = service(**params)

@@ -26,6 +26,8 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 
+from connectors.services import CaseContext, wants_case
+
 from . import jobs
 from .cases import SYSTEM, step_case
 from .specs import ServiceTask
@@ -71,12 +73,19 @@ def schedule_calls(db, ctx):
                       backoff_seconds=float(spec.retry_backoff_base or DEFAULT_BACKOFF_SECONDS))
 
 
-def call_service(rt, operation, params, timeout, idempotency_key):
-    """Call the connector registered as ``operation`` with a timeout; returns its result as JSON text."""
+def call_service(rt, operation, params, timeout, idempotency_key, case_id=None, tenant=None):
+    """Call the connector registered as ``operation`` with a timeout; returns its result as JSON text.
+
+    A connector that declares ``wants_case`` gets ``case`` (``connectors.services.CaseContext`` of
+    ``case_id``/``tenant``) besides the model's parameters; a parameter of that name from the model is dropped."""
     service = rt.services.get(operation)
     if service is None:
         raise ServiceFailed(f"no connector registered for service '{operation}'")
     kwargs = dict(params)
+    if wants_case(service):
+        if case_id is None:
+            raise ServiceFailed(f"service '{operation}' needs its case, and this call has none")
+        kwargs["case"] = CaseContext(rt, case_id, tenant)
     if _accepts(service, "idempotency_key"):
         kwargs["idempotency_key"] = idempotency_key
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"service-{operation}")
@@ -126,7 +135,7 @@ def run_call(rt, job):
     """Job handler: call the service (outside any transaction), then complete the task in one step."""
     p = job.payload
     result = call_service(rt, p["operation"], p["params"], p.get("timeout", DEFAULT_TIMEOUT_SECONDS),
-                          f"ozgflow-case-{job.case_id}-task-{p['task']}")
+                          f"ozgflow-case-{job.case_id}-task-{p['task']}", case_id=job.case_id, tenant=job.tenant)
     task_id = UUID(p["task"])
 
     def act(wf, trail, now):

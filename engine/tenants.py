@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, NotFound
+from .tenant_settings import check_defaults, check_settings
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,27 @@ class Tenant:
 class TenantConfig:
     tenants: dict  # id -> Tenant, in file order
     bindings: tuple  # Binding, tenant-specific ones and shared ones
+    defaults: dict = field(default_factory=dict, compare=False, hash=False)  # the file's [defaults] table
+
+    def case_settings(self, tenant_id, process_id):
+        """The variable ``stadt`` a new case of ``process_id`` gets (None if the file configures no
+        ``processes.<process_id>`` table for it, by default or for the tenant): the tenant's id, name, ags,
+        letterhead, departments (``abteilungen``), treasury settings (``kasse``), processing deadline
+        (``bearbeitungsfrist_tage``) and the model's settings, the tenant's merged over the defaults."""
+        t = self.get(tenant_id)
+        base = (self.defaults.get("processes") or {}).get(process_id)
+        own = (t.settings.get("processes") or {}).get(process_id)
+        if base is None and own is None:
+            return None
+        result = {"id": t.id, "name": t.name, "ags": t.ags,
+                  "letterhead": dict(t.settings.get("letterhead") or {}),
+                  "abteilungen": {k: dict(v) for k, v in (t.settings.get("departments") or {}).items()},
+                  "kasse": _merged(self.defaults.get("kasse") or {}, t.settings.get("kasse") or {})}
+        days = ((t.settings.get("ikz") or {}).get("processing_days") or {}).get(process_id)
+        if days is not None:
+            result["bearbeitungsfrist_tage"] = days
+        result.update(_merged(base or {}, own or {}))
+        return result
 
     def get(self, tenant_id):
         """The tenant with this id, or NotFound naming the ones that exist."""
@@ -105,6 +127,17 @@ class TenantConfig:
         return found[0] if found else None
 
 
+def _merged(base, own):
+    """``own`` over ``base``; tables merge key by key, anything else is replaced."""
+    result = dict(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 def _require(table, key, where):
     value = table.get(key)
     if not isinstance(value, str) or not value:
@@ -133,6 +166,7 @@ def load_tenants(path):
         ags = _require(table, "ags", where)
         if not (ags.isdigit() and len(ags) == 8):
             raise ConfigError(f"{where}: 'ags' must be the 8-digit Amtlicher Gemeindeschlüssel, got {ags!r}")
+        check_settings(table, where, defaults)
         tenants[tid] = Tenant(
             id=tid,
             name=_require(table, "name", where),
@@ -153,7 +187,8 @@ def load_tenants(path):
             raise ConfigError(f"{path}: bindings[{i}]: unknown tenant {owner!r}")
         bindings.append(_binding(b, f"{path}: bindings[{i}]", owner))
     _check_unique_destinations(path, tenants.values())
-    return TenantConfig(tenants=tenants, bindings=tuple(bindings))
+    check_defaults(defaults, f"{path}: [defaults]")
+    return TenantConfig(tenants=tenants, bindings=tuple(bindings), defaults=defaults)
 
 
 def _binding(table, where, tenant):

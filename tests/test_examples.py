@@ -1,4 +1,5 @@
-"""Every shipped model runs its example cases end to end, stored and restored at every wait state."""
+"""Every shipped model runs its example cases end to end, stored and restored at every wait state
+(engine.examples: task, message, advance and jobs steps on an injected clock), on SQLite and PostgreSQL."""
 
 import json
 
@@ -6,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from engine.deploy import bundles_from_paths, deploy
-from engine.examples import run_example
+from engine.examples import ExampleFailed, run_example
 
 EXAMPLES = sorted((ROOT / "processes").glob("*/tests/*.json"))
 
@@ -17,4 +18,26 @@ def test_example_case(rt, path):
     example = json.loads(path.read_text(encoding="utf-8"))
     case = run_example(rt, path.parent.parent.name, example, name=path.name)
     assert case["state"] == example["expect"]["state"]
-    assert [h["action"] for h in case["history"]].count("task_completed") == len(example["steps"])
+    done = [s for s in example["steps"] if "task" in s and not s.get("expect_error")]
+    assert [h["action"] for h in case["history"]].count("task_completed") == len(done)
+
+
+SHARED_MODELS = ("hundesteuer-anmeldung", "gewerbeanmeldung", "bewohnerparkausweis", "digitaler-briefkasten")
+
+
+def test_every_model_has_examples_for_several_cities():
+    for folder in (ROOT / "processes" / name for name in SHARED_MODELS):
+        tenants = {json.loads(p.read_text(encoding="utf-8"))["tenant"] for p in (folder / "tests").glob("*.json")}
+        assert len(tenants) >= 2, f"{folder.name}: examples for one city only ({tenants})"
+
+
+def test_a_wrong_expectation_fails_with_the_step_named(rt):
+    deploy(rt, bundles_from_paths([ROOT / "processes"]))
+    example = json.loads((ROOT / "processes" / "hundesteuer-anmeldung" / "tests" / "offen-limburg.json").read_text())
+    example["steps"] = [{"task": "Task_Festsetzen", "user": "x", "data": {}}]
+    with pytest.raises(ExampleFailed, match="step 1: task Task_Festsetzen is not open"):
+        run_example(rt, "hundesteuer-anmeldung", example, name="wrong")
+    example["steps"] = []
+    example["expect"]["data"] = {"steuer_berechnet": 1.0}
+    with pytest.raises(ExampleFailed, match="steuer_berechnet is 84.0, expected 1.0"):
+        run_example(rt, "hundesteuer-anmeldung", example, name="wrong")
