@@ -334,3 +334,22 @@ def list_dispatches(rt, case_id=None, tenant=None, channel=None):
         q = q.where(Dispatch.channel == channel)
     with rt.reader.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def task_letter(rt, task):
+    """What the page of ``task`` (a task row with ``version_id``, ``case_id``, ``element_id``) shows of a
+    letter: {"name", "kind": "preview"} for a user task with ``preview_letter``, {"name", "kind": "post",
+    "document_id"} for a Postversand task (the stored PDF to print), else None."""
+    with rt.reader.connect() as conn:
+        version = rt.version(conn, task["version_id"])
+        meta = (version.meta.get("tasks") or {}).get(task["element_id"]) or {}
+        name = meta.get("preview_letter")
+        if not name:
+            return None
+        if not meta.get("postversand_of"):
+            return {"name": name, "kind": "preview", "title": meta.get("title") or name}
+        doc = conn.execute(select(Dispatch.document_id).where(Dispatch.case_id == int(task["case_id"]),
+                                                              Dispatch.element_id == meta["postversand_of"],
+                                                              Dispatch.channel == "post")
+                           .order_by(Dispatch.id.desc()).limit(1)).scalar()
+    return {"name": name, "kind": "post", "document_id": doc, "title": meta.get("title") or name}

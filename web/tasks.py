@@ -1,7 +1,10 @@
 """The task page: the task's form rendered from its JSON Schema, "Entwurf speichern" and "Abschließen"."""
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from io import BytesIO
 
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
+
+from engine.dispatch import preview, task_letter
 from engine.documents import log_read
 from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound
 from engine.inbox import (
@@ -17,6 +20,7 @@ from engine.inbox import (
     task_uuid_ok,
     view_case,
 )
+from engine.letters import LetterError
 
 from .auth import login_required
 from .forms import errors_of, fields_of, labels_of, typed_data, values_from
@@ -45,7 +49,44 @@ def _render(task, schema, values, errors=None, message=None, status=200, draft_a
     blocked = four_eyes_conflict(rt(), g.user, task) if task["state"] == "open" else None
     return render_template("task.html", task=task, case=case, fields=fields, labels=labels_of(fields), values=values,
                            errors=errors or {}, message=message, may_work=may_work(g.user, task) and not blocked,
-                           four_eyes=blocked, draft_at=draft_at, conflict=conflict), status
+                           four_eyes=blocked, draft_at=draft_at, conflict=conflict, letter=_letter(task)), status
+
+
+def _letter(task):
+    """The letter the task page shows: the preview of a ``preview_letter`` task, the stored PDF of a Postversand."""
+    found = task_letter(rt(), task)
+    if found is None:
+        return None
+    if found["kind"] == "post":
+        found["url"] = url_for("cases.document", case_id=task["case_id"], document_id=found["document_id"]) \
+            if found["document_id"] else None
+    else:
+        found["url"] = url_for("tasks.letter_preview", task_id=task["id"])
+    return found
+
+
+@bp.get("/aufgaben/<task_id>/brief")
+@login_required
+def letter_preview(task_id):
+    """The task's letter rendered from the case's current data as PDF, served like a document (sandboxed)."""
+    from .cases import DOCUMENT_CSP
+
+    task, _schema = _load(task_id)
+    found = task_letter(rt(), task)
+    if found is None or found["kind"] != "preview":
+        abort(404)
+    try:
+        pdf = preview(rt(), task["case_id"], found["name"], pdf=True)
+    except LetterError as exc:
+        abort(422, f"Der Brief kann nicht erzeugt werden: {exc}")
+    log_read(rt(), g.user, task["case_id"], "task")
+    response = send_file(BytesIO(pdf), mimetype="application/pdf", download_name=f"{found['name']}-vorschau.pdf",
+                         as_attachment=request.args.get("download") == "1", etag=False, max_age=0, conditional=False)
+    response.headers["Content-Security-Policy"] = DOCUMENT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/aufgaben/<task_id>")
