@@ -22,6 +22,7 @@ import os
 from datetime import timedelta
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
@@ -71,11 +72,16 @@ def deliver(rt, name, correlation, payload=None, actor=SYSTEM, ttl_seconds=None)
     return {"status": "delivered", "case_id": case_id, "message_id": None, "reason": None}
 
 
+def message_definitions(task):
+    """The message definitions a waiting task catches: its own, or those of an event-based gateway."""
+    definition = task.task_spec.event_definition
+    found = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
+    return [d for d in found if isinstance(d, MessageEventDefinition)]
+
+
 def waiting_for(wf, name):
     """The tasks of a case that wait for a message called ``name``."""
-    return [t for t in wf.event_manager.tasks.values()
-            if isinstance(t.task_spec.event_definition, MessageEventDefinition)
-            and t.task_spec.event_definition.name == name]
+    return [t for t in wf.event_manager.tasks.values() if any(d.name == name for d in message_definitions(t))]
 
 
 def _delivery(name, correlation, payload, actor):
@@ -83,7 +89,7 @@ def _delivery(name, correlation, payload, actor):
         tasks = waiting_for(wf, name)
         if not tasks:
             raise _NotWaiting()
-        definition = tasks[0].task_spec.event_definition
+        definition = next(d for d in message_definitions(tasks[0]) if d.name == name)
         body = {"payload": payload, "result_var": None} if isinstance(definition, CamundaMessage) else payload
         # Correlated by us already: the case's own correlations let a definition with properties match.
         wf.send_event(BpmnEvent(definition.__class__(name), body, dict(wf.correlations)))
@@ -157,8 +163,7 @@ def hand_over_kept(db, ctx):
     """Step hook: when the case now waits for a message that was kept for it, schedule its delivery."""
     if not ctx.scan.waiting:
         return
-    names = {t.task_spec.event_definition.name for t in ctx.workflow.event_manager.tasks.values()
-             if isinstance(t.task_spec.event_definition, MessageEventDefinition)}
+    names = {d.name for t in ctx.workflow.event_manager.tasks.values() for d in message_definitions(t)}
     if not names:
         return
     current = jobs.CURRENT.get()

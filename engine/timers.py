@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
@@ -44,9 +45,17 @@ def opened(*task_ids):
         _OPEN.reset(token)
 
 
+def timer_definition(task):
+    """The timer a task waits for: its own, or the one among the events of an event-based gateway."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return next((d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)), None)
+    return definition if isinstance(definition, TimerEventDefinition) else None
+
+
 def due_time(task):
     """When a waiting timer task is due (UTC), from the value its definition computed; None if unknown."""
-    value = task.task_spec.event_definition.details(task).value
+    value = timer_definition(task).details(task).value
     if value is None:
         return None
     if isinstance(value, dict):  # a cycle with no cycles left
@@ -62,8 +71,7 @@ def waiting_timers(wf):
     found = []
     for workflow in (wf, *wf.subprocesses.values()):
         for t in workflow.tasks.values():
-            if t.state == WAITING and isinstance(getattr(t.task_spec, "event_definition", None),
-                                                 TimerEventDefinition):
+            if t.state == WAITING and timer_definition(t) is not None:
                 due = due_time(t)
                 if due is not None:
                     found.append((t, due))
@@ -102,10 +110,10 @@ def fire(rt, job):
         task = _find(wf, task_id)
         if task is None or task.state != WAITING:
             raise _Stale()
-        before = task.task_spec.event_definition.details(task).value
+        before = timer_definition(task).details(task).value
         with opened(task_id):
             task.task_spec._update(task)
-        after = task.task_spec.event_definition.details(task).value if task.state == WAITING else None
+        after = timer_definition(task).details(task).value if task.state == WAITING else None
         if task.state == WAITING and after == before:
             raise _Stale()  # not due yet by the case's clock: the job was early; it is scheduled again
         trail.add(SYSTEM, "timer_fired", task.task_spec.bpmn_id,
