@@ -30,7 +30,7 @@ INPUT = "?"  # SpiffWorkflow's placeholder for the input value
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<range>\.\.)
-  | (?P<number>-?\d+(?:\.\d+)?)(?![\w.])
+  | (?P<number>-?\d+(?:\.\d+)?)(?!\w)(?!\.\d)
   | (?P<string>"[^"\\\n?']*")
   | (?P<op><=|>=|<|>|=|!=)
   | (?P<punct>[\[\]\(\),])
