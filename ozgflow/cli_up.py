@@ -6,9 +6,9 @@ Starts, as child processes of this one:
 - the background worker (``ozgflow worker``): mailbox pickup, timers, jobs;
 - the web server (``ozgflow serve``) on the given host and port;
 and, for a first look, creates demo users in every city (once; their credentials are printed at every
-start) and sends the three sample applications to the local mailbox once (marker ``var/.demo-seeded``), so
-cases arrive by themselves a few seconds later. New-submission callbacks from the local mailbox make the
-worker pick up at once. Ctrl-C stops all of them.
+start) and seeds the demo cases once (``ozgflow/demo.py``, plan ``ozgflow/demo_plan.json``, marker
+``var/.demo-seeded``): sample applications sent to the local mailbox and cases of every model at different
+stages — received, in progress, waiting, closed and in the E-Akte. Ctrl-C stops all of them.
 """
 
 import os
@@ -21,11 +21,6 @@ import time
 import click
 
 from ozgflow.cli import emit, handles_errors, json_option, main
-
-DEMO_PASSWORD = "ozgflow-demo"
-# (name pattern, role, groups): groups are the lanes of the shipped models
-DEMO_USERS = (("sb.{tenant}", "caseworker", ("steuern", "posteingang")), ("tl.{tenant}", "teamlead", ("steuern",
-              "posteingang")), ("designer", "designer", ()), ("admin", "admin", ()))
 
 
 def _child(*args):
@@ -50,49 +45,6 @@ def _wait_for(url, seconds=30):
     return False
 
 
-def seed_demo(settings, tenants, url):
-    """Send the three sample applications once; returns how many were sent (0 when seeded before)."""
-    from connectors.fitconnect.application import DEMO_APPLICATIONS, load_application
-    from connectors.fitconnect.client import Sender
-
-    marker = settings.var_dir / ".demo-seeded"
-    if marker.exists():
-        return 0
-    sent = 0
-    with Sender(url, os.environ.get("OZGFLOW_FITCONNECT_SENDER_ID", "demo-sender"),
-                os.environ.get("OZGFLOW_FITCONNECT_SENDER_SECRET", "demo-sender-secret")) as sender:
-        for path in DEMO_APPLICATIONS:
-            tenant = tenants.get(path.stem.rsplit("_", 1)[1])
-            outgoing = load_application(path)
-            sender.send(tenant.destinations[0].id, service=outgoing.service, metadata=outgoing.metadata,
-                        data=outgoing.data, attachments=outgoing.attachments)
-            sent += 1
-    marker.write_text("the three sample applications were sent to the local mailbox\n", encoding="utf-8")
-    return sent
-
-
-def demo_users(rt):
-    """Create the demo users once (a caseworker and a team lead per city, a designer, an admin); returns
-    the lines that tell a person how to log in."""
-    from engine.users import UserError, add_user
-
-    created = []
-    first = next(iter(rt.tenants.tenants))
-    for tenant in rt.tenants.tenants:
-        for pattern, role, groups in DEMO_USERS:
-            if "{tenant}" not in pattern and tenant != first:
-                continue
-            name = pattern.format(tenant=tenant)
-            try:
-                add_user(rt, name, tenant, role, DEMO_PASSWORD, groups)
-                created.append(name)
-            except UserError:
-                pass  # exists already (an earlier start, or an operator's own account)
-    names = ", ".join(pattern.format(tenant="<stadt>") for pattern, _r, _g in DEMO_USERS)
-    return [f"demo users ({names}; <stadt> = {', '.join(rt.tenants.tenants)}), password {DEMO_PASSWORD!r}"
-            + (f" — {len(created)} created now" if created else "")]
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -106,13 +58,14 @@ def up(host, port, mailbox_port, no_demo, as_json):
     from engine.tenants import load_tenants
     from ozgflow.cli import runtime
 
-    settings = Settings.from_env()
-    tenants = load_tenants(settings.tenants_file)
+    load_tenants(Settings.from_env().tenants_file)  # a broken tenant file stops us here, before any child starts
     local = f"http://127.0.0.1:{mailbox_port}"
     url = os.environ.get("OZGFLOW_FITCONNECT_URL", local).rstrip("/")
     if not no_demo:
+        from ozgflow.demo import credentials, demo_users
+
         rt = runtime()
-        for line in demo_users(rt):
+        for line in credentials(rt, demo_users(rt)):
             click.echo(line, err=True)
         rt.close()
     children = []
@@ -125,10 +78,8 @@ def up(host, port, mailbox_port, no_demo, as_json):
         _start(children, host, port, url, local)
         if url == local and not no_demo:
             _wait_for(f"http://{_local(host)}:{port}/health")  # so the mailbox's callbacks find us
-            sent = seed_demo(settings, tenants, url)
-            if sent:
-                click.echo(f"sent {sent} sample applications to the local mailbox; the worker picks them up",
-                           err=True)
+            _seed(url)  # before the worker starts: the demo's own pickups and steps, in plan order
+        children.append(_child("worker"))
         click.echo(f"ozgflow runs on http://{host}:{port}  (mailbox {url}; Ctrl-C stops everything)", err=True)
         if as_json:  # one document on stdout once everything runs; the children log to stderr
             emit(True, {"url": f"http://{host}:{port}", "mailbox": url,
@@ -141,6 +92,22 @@ def up(host, port, mailbox_port, no_demo, as_json):
         _stop(children)
 
 
+def _seed(url):
+    """The demo cases, once (ozgflow/demo_plan.json): through the local mailbox and the engine."""
+    from ozgflow.cli import runtime
+    from ozgflow.demo import seed
+
+    rt = runtime()
+    try:
+        started = time.monotonic()
+        report = seed(rt, url, note=lambda text: click.echo(text, err=True))
+        if report is not None:
+            click.echo(f"demo: {len(report['cases'])} cases seeded in {time.monotonic() - started:.1f} s "
+                       f"({len(report['skipped'])} plan entries skipped); the list is in var/.demo-seeded", err=True)
+    finally:
+        rt.close()
+
+
 def _start(children, host, port, url, local):
     if url == local:
         secret = secrets.token_hex(16)  # this run's callback secret, shared by the mailbox and the web app
@@ -151,7 +118,6 @@ def _start(children, host, port, url, local):
         if not _wait_for(url + "/.well-known/jwks.json"):
             raise click.ClickException(f"the local FIT-Connect server did not start on {local}")
     os.environ["OZGFLOW_FITCONNECT_URL"] = url
-    children.append(_child("worker"))
     children.append(_child("serve", "--host", host, "--port", str(port)))
 
 
