@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, delete, exists, false, func, insert, or_, sel
 from .applicants import cases_named, names_of
 from .cases import complete_task, get_case, iso, record, validate_form
 from .deputies import represented
-from .errors import AlreadyCompleted, ConcurrentUpdate, NotFound, OzgflowError
+from .errors import AlreadyCompleted, CaseSuspended, ConcurrentUpdate, NotFound, OzgflowError
 from .schema import Case, Comment, ModelFile, ProcessVersion, SavedFilter, Task, TaskDraft, TaskGroup
 
 TASKS, TASK_GROUPS, CASES = Task.__table__, TaskGroup.__table__, Case.__table__
@@ -143,7 +143,7 @@ def _conditions(person, f, scope, overdue_at=None, stands_in_for=(), by_tenant=F
 
 
 COLUMNS = (TASKS.c.id, TASKS.c.case_id, TASKS.c.element_id, TASKS.c.title, TASKS.c.assignee, TASKS.c.due_at,
-           TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen)
+           TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen, CASES.c.state.label("case_state"))
 
 
 def _page(conn, conds, offset, limit, dated_total=None):
@@ -238,7 +238,7 @@ def list_inbox(rt, person, f=InboxFilter()):
               "groups": groups.get(r["id"], []), "assignee": r["assignee"],
               "due": iso(r["due_at"]) if r["due_at"] else None, "aktenzeichen": r["aktenzeichen"],
               "applicant": names.get(r["case_id"]), "process_id": r["process_id"], "tenant": r["tenant"],
-              "overdue": r["due_at"] is not None and r["due_at"] < now,
+              "overdue": r["due_at"] is not None and r["due_at"] < now, "suspended": r["case_state"] == "suspended",
               "on_behalf_of": r["assignee"] if r["assignee"] in stands_in_for else None} for r in rows]
     return {"items": items, "total": total, "counts": counts, "page": f.page,
             "pages": max(1, -(-total // f.per_page))}
@@ -429,12 +429,18 @@ def four_eyes_conflict(rt, person, task):
             "deshalb nicht selbst abschließen. Eine andere Person muss sie übernehmen.")
 
 
+SUSPENDED_MESSAGE = ("Der Vorgang ist angehalten: seine Aufgaben können erst erledigt werden, wenn eine "
+                     "Administratorin oder ein Administrator ihn fortsetzt.")
+
+
 def complete(rt, person, task_id, data):
     """Complete a task as ``person``: check they may, validate the data (FormInvalid before anything
     changes), claim it on the way if it is unassigned, then advance the case. Drafts of it are dropped."""
     task = get_task(rt, person, task_id)
     if task["state"] != "open":
         raise AlreadyCompleted(closed_message(task))
+    if task["case_state"] == "suspended":  # engine.suspension (engine.cases refuses it as well)
+        raise CaseSuspended(SUSPENDED_MESSAGE)
     if task["assignee"] not in (None, person.name, task["on_behalf_of"]):
         raise Taken(f"Die Aufgabe wurde bereits von {task['assignee']} übernommen.")
     if not may_work(person, task):

@@ -194,3 +194,17 @@ def diff_versions(rt, process_id, a, b):
             "added": [_summary(i, new[i]) for i in sorted(set(new) - set(old))],
             "removed": [_summary(i, old[i]) for i in sorted(set(old) - set(new))],
             "changed": changed, "unchanged": len(set(old) & set(new)) - len(changed)}
+
+
+def counts_by_version(rt):
+    """{(process_id, version): {"open": n, "closed": n}} over every deployed version (for the model list)."""
+    c, pv = Case.__table__, ProcessVersion.__table__
+    found = {}
+    with rt.reader.connect() as conn:
+        rows = conn.execute(select(pv.c.process_id, pv.c.version, c.c.state, func.count())
+                            .join(c, c.c.version_id == pv.c.id)
+                            .group_by(pv.c.process_id, pv.c.version, c.c.state)).all()
+    for process_id, version, state, n in rows:
+        entry = found.setdefault((process_id, version), {"open": 0, "closed": 0})
+        entry["open" if state in OPEN_STATES else "closed"] += n
+    return found

@@ -44,13 +44,14 @@ def create_app(test_config=None, runtime=None):
         app.config["SECRET_KEY"] = _secret_key(app.extensions["ozgflow"].settings.var_dir)
     csrf.init_app(app)
 
-    from . import api, auth, background, cases, designer, ikz, inbox, incidents, mailbox, pages, tasks
+    from . import api, auth, background, cases, designer, ikz, inbox, incidents, mailbox, pages, tasks, versions
 
     for module in (auth, pages, inbox, tasks, cases, api, incidents, ikz):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a forged request to ride on
     auth.init_app(app)
     designer.init_app(app)
+    versions.init_app(app)  # versions, diff, moving cases; suspend/resume/terminate (web.versions)
     background.init_app(app)
     mailbox.init_app(app)
     return app

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from engine.documents import DocumentDamaged, log_read
 from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound, OzgflowError
 from engine.inbox import (
+    SUSPENDED_MESSAGE,
     Forbidden,
     Taken,
     claim,
@@ -138,6 +139,8 @@ def complete_task(task_id):
         return error(400, "the body must be a JSON object with the form data")
     try:
         task = get_task(rt(), g.user, task_id)
+        if task["case_state"] == "suspended" and task["state"] == "open":  # engine.suspension: before the form
+            return error(409, SUSPENDED_MESSAGE)
         fields = errors_of(task_form(rt(), task) or {}, data)  # German messages per field, before the engine
         if fields:
             return error(422, FORM_INVALID, fields=fields)

@@ -39,9 +39,13 @@ ACTIONS = {
     "task_unclaimed": "Aufgabe freigegeben",
     "task_assigned": "Aufgabe zugewiesen",
     "comment_added": "Kommentar",
+    "case_suspended": "Vorgang angehalten",
+    "case_resumed": "Vorgang fortgesetzt",
+    "case_terminated": "Vorgang beendet",
+    "case_moved": "Auf neue Modellversion umgestellt",
 }
 STATES = {"running": "in Bearbeitung", "waiting": "wartet", "completed": "abgeschlossen", "error": "Fehler",
-          None: "—"}
+          "suspended": "angehalten", "terminated": "beendet (abgebrochen)", None: "—"}
 ACTORS = {"system": "System"}
 
 
@@ -92,6 +96,10 @@ def describe(entry, titles):
         detail = f"Prozess {(new or {}).get('process_id')}, Version {(new or {}).get('version')}"
     elif action == "error":
         detail = (new or {}).get("message", "")
+    elif action in ("case_suspended", "case_resumed", "case_terminated"):
+        detail = f"Grund: {(new or {}).get('reason', '')}"
+    elif action == "case_moved":
+        detail = f"Version {(new or {}).get('from_version')} → {(new or {}).get('to_version')}"
     else:
         detail = element
     return label, detail

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from engine.deploy import deploy, list_models
 from engine.errors import DeployError
 from engine.uploads import TooLarge, UploadLimits, bundle_from_parts
+from engine.versions import counts_by_version
 
 from .api import error, token_required
 from .auth import role_required
@@ -104,9 +105,13 @@ def upload():
 @token_required
 def models():
     found = list_models(rt())
+    counts = counts_by_version(rt())  # engine.versions: cases per version (open: running, waiting, error, suspended)
     for model in found:
+        newest = max((v["version"] for v in model["versions"] if v["executable"]), default=None)
         for v in model["versions"]:
             v["created_at"] = v["created_at"].isoformat() if v["created_at"] else None
+            v["cases"] = counts.get((model["process_id"], v["version"]), {"open": 0, "closed": 0})
+            v["starts_new_cases"] = v["version"] == newest
     return jsonify(models=found)
 
 
@@ -132,4 +137,4 @@ def upload_page():
     if request.method == "POST":
         status, versions, problems, message = _upload(upload_limits())
     return render_template("designer.html", models=list_models(rt()), versions=versions, problems=problems,
-                           message=message), status
+                           message=message, counts=counts_by_version(rt())), status
