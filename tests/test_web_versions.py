@@ -107,9 +107,11 @@ def test_admin_moves_cases_on_the_page_and_by_api(client, web_rt, users):
     page = client.get("/modelle/umzug/versionen/1/umstellen?nach=2")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "1 von 1 laufenden Vorgängen können umgestellt werden" in html
-    assert client.post("/modelle/umzug/versionen/1/umstellen?nach=2", data={}).status_code == 400  # no CSRF token
+    no_token = client.post("/modelle/umzug/versionen/1/umstellen?nach=2", data={})
+    assert no_token.status_code == 400
     done = client.post("/modelle/umzug/versionen/1/umstellen?nach=2", data={"csrf_token": csrf_of(html)})
-    assert done.status_code == 200 and "1 Vorgang/Vorgänge umgestellt, 0 nicht umgestellt" in done.get_data(as_text=True)
+    assert done.status_code == 200
+    assert "1 Vorgang/Vorgänge umgestellt, 0 nicht umgestellt" in done.get_data(as_text=True)
     shown = get_case(web_rt, ids[1])
     assert shown["version"] == 2
     assert [(h["actor"], h["new"]) for h in shown["history"] if h["action"] == "case_moved"] == \
