@@ -114,7 +114,7 @@ def figures(rt, start=None, end=None, now=None):
 
 def _cell():
     return {"received": 0, "open": 0, "overdue": 0, "closed": 0, "durations": [], "steps": {},
-            "media_breaks": 0, "letters": 0}
+            "media_breaks": 0, "letters": 0, "order": {}}
 
 
 def _open_and_overdue(conn, rt, cells, now):
@@ -154,9 +154,13 @@ def _steps(conn, cells, lo, hi):
     rows = conn.execute(select(Task.tenant, Task.process_id, Task.element_id, Task.title, Task.created_at,
                                Task.completed_at)
                         .where(and_(Task.state == "completed", Task.completed_at >= lo, Task.completed_at < hi)))
+    first = {}  # (process, element) -> the earliest creation: steps are listed in the order cases reach them
     for tenant, process, element, title, created, completed in rows:
         step = cells[tenant, process]["steps"].setdefault(element, {"title": title, "durations": []})
         step["durations"].append(_seconds(completed - created))
+        first[process, element] = min(created, first.get((process, element), created))
+    for (_tenant, process), cell in cells.items():
+        cell["order"] = {element: first[process, element] for element in cell["steps"]}
 
 
 def _shape(rt, cells, names, start, end, now):
@@ -182,7 +186,8 @@ def _shape(rt, cells, names, start, end, now):
 
 def _figures_of(process, cell):
     steps = [{"element_id": element, "title": s["title"], "completed": len(s["durations"]),
-              "median_seconds": _median(s["durations"])} for element, s in sorted(cell["steps"].items())]
+              "median_seconds": _median(s["durations"])}
+             for element, s in sorted(cell["steps"].items(), key=lambda e: (cell["order"][e[0]], e[0]))]
     return {"process_id": process, "received": cell["received"], "open": cell["open"], "overdue": cell["overdue"],
             "closed": cell["closed"], "median_processing_seconds": _median(cell["durations"]), "steps": steps,
             "media_breaks": cell["media_breaks"], "letters": cell["letters"]}

@@ -139,17 +139,17 @@ def test_figures_from_known_times(web_rt, timeline):
     assert _probe(data, "marburg") == {
         "process_id": "ikz_probe", "received": 3, "open": 2, "overdue": 1, "closed": 1,
         "median_processing_seconds": 26 * H, "media_breaks": 2, "letters": 3,
-        "steps": [{"element_id": "Task_Bescheid", "title": "Bescheid erstellen", "completed": 1,
-                   "median_seconds": 24 * H},
-                  {"element_id": "Task_Pruefen", "title": "Antrag prüfen", "completed": 2,
-                   "median_seconds": 3 * H}]}  # median of 2 h and 4 h
+        "steps": [{"element_id": "Task_Pruefen", "title": "Antrag prüfen", "completed": 2,
+                   "median_seconds": 3 * H},  # median of 2 h and 4 h; steps in the order cases reach them
+                  {"element_id": "Task_Bescheid", "title": "Bescheid erstellen", "completed": 1,
+                   "median_seconds": 24 * H}]}
     assert _probe(data, "wetzlar") == {
         "process_id": "ikz_probe", "received": 3, "open": 2, "overdue": 2, "closed": 1,  # W2: > 3 days; W3: task
         "median_processing_seconds": 72 * H, "media_breaks": 0, "letters": 0,
-        "steps": [{"element_id": "Task_Bescheid", "title": "Bescheid erstellen", "completed": 1,
-                   "median_seconds": 66 * H},
-                  {"element_id": "Task_Pruefen", "title": "Antrag prüfen", "completed": 2,
-                   "median_seconds": int(3.5 * H)}]}  # median of 6 h and 1 h
+        "steps": [{"element_id": "Task_Pruefen", "title": "Antrag prüfen", "completed": 2,
+                   "median_seconds": int(3.5 * H)},  # median of 6 h and 1 h
+                  {"element_id": "Task_Bescheid", "title": "Bescheid erstellen", "completed": 1,
+                   "median_seconds": 66 * H}]}
     limburg = _probe(data, "limburg")  # received last year, still open, its task long overdue
     assert (limburg["received"], limburg["open"], limburg["overdue"], limburg["closed"], limburg["letters"]) == \
         (0, 1, 1, 0, 0)

@@ -31,7 +31,7 @@ def page():
     except PeriodError as exc:
         data, problem = figures(rt()), f"Zeitraum ungültig: {exc}"
     return render_template("ikz.html", ikz=data, problem=problem, charts=_charts(data),
-                           duration=duration), (400 if problem else 200)
+                           duration=duration, german_date=german_date), (400 if problem else 200)
 
 
 @bp.get("/api/v1/ikz")
@@ -43,6 +43,11 @@ def api():
         return jsonify(figures(rt(), request.args.get("from"), request.args.get("to")))
     except PeriodError as exc:
         return error(400, str(exc))
+
+
+def german_date(text):
+    year, month, day = text.split("-")
+    return f"{day}.{month}.{year}"
 
 
 def duration(seconds):
@@ -81,8 +86,14 @@ def _row(city, process_id):
 
 def bars(chart_id, title, desc, groups, label_width=230, bar_area=420, bar_height=16, gap=12):
     """Geometry of a horizontal bar chart: ``groups`` = [(label, [(series, value, colour, text)])]."""
-    top = 8
-    peak = max([v for _label, series in groups for _s, v, _c, _t in series] + [0]) or 1
+    legend = [{"label": s, "colour": c} for s, _v, c, _t in groups[0][1]] if groups and len(groups[0][1]) > 1 else []
+    top = 30 if legend else 8
+    x = label_width
+    for item in legend:  # a row of coloured squares with their names above the bars
+        item.update(x=x, text_x=x + 16)
+        x += 16 + 9 * len(item["label"]) + 18
+    peak_value = max([v for _label, series in groups for _s, v, _c, _t in series] + [0])
+    peak = peak_value or 1
     rows, y = [], top
     for label, series in groups:
         first, bars_ = y, []
@@ -93,6 +104,6 @@ def bars(chart_id, title, desc, groups, label_width=230, bar_area=420, bar_heigh
             y += bar_height + 2
         rows.append({"label": label, "label_y": first + (y - first) / 2 + 2, "bars": bars_})
         y += gap
-    legend = [{"label": s, "colour": c} for s, _v, c, _t in groups[0][1]] if groups and len(groups[0][1]) > 1 else []
     return {"id": chart_id, "title": title, "desc": desc, "rows": rows, "x0": label_width, "bar_height": bar_height,
-            "width": label_width + bar_area + 90, "height": y - gap + top, "legend": legend}
+            "width": label_width + bar_area + 90, "height": y - gap + 8, "legend": legend,
+            "empty": peak_value == 0}
