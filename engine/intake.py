@@ -29,6 +29,7 @@ from jsonschema import FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from . import followup
 from .blobs import blob_store
 from .cases import start_in
 from .lean import Lean
@@ -106,9 +107,9 @@ def _pick_one(rt, tenant_id, source, sid, report):
     row = _submission(rt, sid)
     if row is None:
         received = source.receive(sid)
-        if received.ok:
-            _check_data_schema(rt, tenant_id, received)
-        if not _store(rt, tenant_id, received):
+        if received.ok and not followup.known_case(rt, tenant_id, received.case_id):
+            _check_data_schema(rt, tenant_id, received)  # a follow-up (engine.followup) is no new application
+        if not _store_retrying(rt, tenant_id, received):
             report.skipped.append(sid)  # another worker stored it first; it answers it
             return
         row = _submission(rt, sid)
@@ -175,8 +176,20 @@ def _process_for(rt, db, tenant_id, service):
     return GENERIC_INTAKE
 
 
+def _store_retrying(rt, tenant_id, received):
+    for _attempt in range(5):
+        try:
+            return _store(rt, tenant_id, received)
+        except followup.CaseBusy:  # the case moved on while its follow-up was stored: store it again
+            continue
+    return _store(rt, tenant_id, received)
+
+
 def _store(rt, tenant_id, received):
-    """Store the submission (and its case when valid) in one transaction. False if it was stored already."""
+    """Store the submission (and its case when valid) in one transaction. False if it was stored already.
+
+    A valid submission in the FIT-Connect case of an earlier one is a follow-up: no new case; its documents
+    go to the earlier case and a message tells it (``engine.followup``)."""
     now = rt.clock()
     blobs = blob_store(rt)
     documents = []
@@ -189,8 +202,13 @@ def _store(rt, tenant_id, received):
     state = "accepted" if received.ok else "rejected"
     try:
         with Lean.transaction(rt.db) as db:
-            case_id = None
+            case_id, follow = None, None
             if received.ok:
+                follow = followup.case_for(db, tenant_id, received.case_id)
+            if follow is not None:
+                case_id = follow["case_id"] if followup.is_open(follow) else None
+                documents = [(*d[:3], followup.PURPOSE, *d[4:]) for d in documents]
+            elif received.ok:
                 data = dict(received.data or {})
                 data["antrag"] = _application_info(received, documents)
                 case = start_in(rt, db, _process_for(rt, db, tenant_id, received.service), tenant_id, data,
@@ -205,6 +223,8 @@ def _store(rt, tenant_id, received):
             pk = db.one("SELECT id FROM submission WHERE submission_id = ?", (received.submission_id,))[0]
             db.many(INSERT_DOCUMENT, [(pk, case_id, aid, name, mime, purpose, size, sha256, sha512, db.ts(now))
                                       for aid, name, mime, purpose, size, sha256, sha512 in documents])
+            if follow is not None:
+                followup.correlate(rt, db, follow, received, pk, now)
     except rt.db.dialect.dbapi.IntegrityError:  # the driver's own: the hot path runs on its cursor
         return False  # the submission id is taken: another worker stored this submission first
     return True

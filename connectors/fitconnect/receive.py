@@ -181,6 +181,13 @@ class FitConnectSource:
             keys = self._delivery_service_keys()
             tags = None
             for token in self.receiver.event_log(r.case_id):
+                # A case's log also holds other submissions' events (a follow-up in the same case) and the
+                # destination's own answers, signed with other keys: verify the ones this check relies on.
+                _header, unverified = crypto.read_set(token)
+                unverified = unverified if isinstance(unverified, dict) else {}
+                events = unverified.get("events") if isinstance(unverified.get("events"), dict) else {}
+                if unverified.get("sub") != f"submission:{r.submission_id}" or crypto.SUBMIT_SUBMISSION not in events:
+                    continue  # another submission's event, or an answer: not what this check relies on
                 claims = crypto.verify_set(token, keys)
                 event, payload = crypto.event_of(claims)
                 if event == crypto.SUBMIT_SUBMISSION and claims["sub"] == f"submission:{r.submission_id}":
