@@ -16,8 +16,9 @@ stored state must survive a restore/store round trip unchanged.
 
 Steps (contract C):
 
-* ``{"task": element_id, "user": u, "data": {...}}`` completes the open user task (``"expect_error": "…"``:
-  the completion must be refused with a message containing that text, and the case stays as it was);
+* ``{"task": element_id, "user": u, "data": {...}}`` completes the open user task as the inbox would, with the
+  Vier-Augen rule (``four_eyes_of``) applied (``"expect_error": "…"``: the completion must be refused with a
+  message containing that text, and the case stays as it was);
 * ``{"message": name, "data": {...}}`` correlates a message to the case (``"correlation"`` overrides the
   default ``{"case_id": <the case>}``; ``"status"`` the expected outcome, default ``delivered``);
 * ``{"advance": "P14D"}`` moves the injected clock (an ISO-8601 duration) and runs what fell due;
@@ -106,6 +107,7 @@ def _task_step(rt, case_id, step, where):
     if step["task"] not in open_tasks:
         raise ExampleFailed(f"{where}: task {step['task']} is not open (open: {sorted(open_tasks)})")
     try:
+        _four_eyes(rt, case_id, step["task"], step.get("user", "example"))
         complete_task(rt, open_tasks[step["task"]]["id"], step.get("user", "example"), step.get("data", {}))
     except OzgflowError as exc:
         if step.get("expect_error") and step["expect_error"] in str(exc):
@@ -114,6 +116,21 @@ def _task_step(rt, case_id, step, where):
     if step.get("expect_error"):
         raise ExampleFailed(f"{where}: completing {step['task']} should have been refused "
                             f"({step['expect_error']!r})")
+
+
+def _four_eyes(rt, case_id, element_id, user):
+    """The Vier-Augen rule as the inbox applies it (``four_eyes_of``): whoever completed the named earlier
+    task of the case may not complete this one."""
+    from .schema import Task
+
+    with rt.reader.connect() as conn:
+        version_id = conn.execute(select(Case.version_id).where(Case.id == case_id)).scalar_one()
+        earlier = rt.version(conn, version_id).meta["tasks"].get(element_id, {}).get("four_eyes_of")
+        if earlier and conn.execute(select(Task.id).where(
+                Task.case_id == case_id, Task.element_id == earlier, Task.state == "completed",
+                Task.completed_by == user).limit(1)).first() is not None:
+            raise OzgflowError(f"Vier-Augen-Prinzip: {user} completed {earlier} in this case and may not complete "
+                               f"{element_id}")
 
 
 def _message_step(rt, case_id, step, where):
