@@ -165,8 +165,9 @@ def _gather(rt, case_id):
                               .order_by(AuditEvent.seq)).mappings().all()
         documents = conn.execute(select(Document.__table__).where(Document.case_id == case_id)
                                  .order_by(Document.id)).mappings().all()
+        # the submission that started the case (follow-ups in the same FIT-Connect case come later: engine.followup)
         submission = conn.execute(select(Submission.__table__).where(Submission.case_id == case_id)
-                                  ).mappings().first()
+                                  .order_by(Submission.id)).mappings().first()
         retention = model_retention(conn, case["version_id"], case["process_id"])
     return case, export, events, documents, submission, retention
 
