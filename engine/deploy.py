@@ -17,7 +17,7 @@ from .models import Bundle, compile_bundle
 from .schema import Deployment, ModelFile, ProcessVersion
 
 MODEL_SUFFIXES = (".bpmn", ".bpmn20.xml", ".dmn")
-BUNDLE_SUFFIXES = MODEL_SUFFIXES + (".json", ".html", ".j2", ".jinja", ".txt", ".md")
+BUNDLE_SUFFIXES = MODEL_SUFFIXES + (".json", ".form", ".html", ".j2", ".jinja", ".txt", ".md")  # .form: Camunda Forms
 SKIP_DIRS = {"tests", "__pycache__"}
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from .camunda_tasks import Parser as CamundaTaskParser
 from .camunda_tasks import check_task as check_camunda_task
 from .dmn import check_dmn, split_decisions
 from .errors import DeployError, Problem
+from .form_files import camunda_task_form, check_forms
 from .letters import check_bundle as check_letters
 from .restricted import CodeViolation, check_code
 from .safexml import UnsafeXml, parse_xml
@@ -141,6 +142,7 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None, services=Non
     for path, tree in {**bpmn, **dmn}.items():
         problems.extend(_check_tree(path, tree, dialect, services, decisions))
     problems += _check_xsd(bpmn, bundle)
+    problems += [p for path, tree in bpmn.items() for p in check_forms(path, tree, bundle.files)]
     if problems:
         raise DeployError(problems)
     parser = (CamundaTaskParser(services=services, validator=validator()) if dialect == "camunda"
@@ -150,6 +152,7 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None, services=Non
     for path, tree in dmn.items():
         for root in split_decisions(path, tree):  # the library reads one decision per file
             _add(parser.add_dmn_xml, root, path, problems)
+    _mark_event_subprocesses(bpmn)
     targets, call_problems = find_targets(bpmn, dialect, lookup)  # call activities into other models
     problems += call_problems
     if problems:
@@ -200,6 +203,8 @@ def _view_only(bpmn, dialect, bundle=None):
 
 
 MAX_XSD_ERRORS = 20
+XSD_PREFIXES = {BPMN_NS: "bpmn", CAMUNDA_NS: "camunda", "http://www.omg.org/spec/BPMN/20100524/DI": "bpmndi",
+                "http://www.omg.org/spec/DD/20100524/DC": "dc", "http://www.omg.org/spec/DD/20100524/DI": "di"}
 
 
 def _check_xsd(bpmn, bundle):
@@ -219,7 +224,9 @@ def _xsd_problems(path, tree, data):
     for error in list(checker.validator.error_log)[:MAX_XSD_ERRORS]:
         node = _node_at(tree, error.path)
         column = error.column or _column_of(data, error.line, node)
-        message = error.message.replace(f"{{{BPMN_NS}}}", "bpmn:").replace(f"{{{CAMUNDA_NS}}}", "camunda:")
+        message = error.message
+        for uri, prefix in XSD_PREFIXES.items():
+            message = message.replace(f"{{{uri}}}", f"{prefix}:")
         problems.append(Problem(path, error.line or None, element_of(node) if node is not None else None,
                                 f"XML schema error: {message}", column=column))
     return problems
@@ -338,6 +345,16 @@ def _executable_processes(tree):
     return [p for p in tree.getroot().iter(f"{{{BPMN_NS}}}process") if p.get("isExecutable") == "true"]
 
 
+def _mark_event_subprocesses(trees):
+    """SpiffWorkflow 3.2.0 looks for ``triggeredByEvent`` in the BPMN namespace, where no modeler writes it, and
+    silently parses an event subprocess as a plain, unreachable subprocess. Set it where the library looks —
+    after the XSD check (``add_bpmn_xml``), before the processes are parsed (``get_spec``)."""
+    for tree in trees.values():
+        for node in tree.getroot().iter(f"{{{BPMN_NS}}}subProcess", f"{{{BPMN_NS}}}transaction"):
+            if node.get("triggeredByEvent") == "true":
+                node.set(f"{{{BPMN_NS}}}triggeredByEvent", "true")
+
+
 def _decision_refs(trees):
     """Decision ids the business rule tasks of the bundle use (Camunda's decisionRef)."""
     return {node.get(f"{{{CAMUNDA_NS}}}decisionRef") for tree in trees.values()
@@ -451,8 +468,7 @@ def _task_meta(ts, trees, bundle, lines, problems):
         meta["due"] = camunda.get("dueDate")
         meta["follow_up"] = camunda.get("followUpDate")
         form_fields = node.findall(f".//{{{CAMUNDA_NS}}}formField")
-        if form_fields:
-            meta["form"] = camunda_form_schema(form_fields)
+        meta["form"] = camunda_form_schema(form_fields) if form_fields else _camunda_form(node, bundle, problems)
     meta["groups"] += _split(props.get("candidateGroups"))
     meta["candidate_users"] += _split(props.get("candidateUsers"))
     meta["assignee"] = props.get("assignee") or meta["assignee"]
@@ -471,17 +487,22 @@ def _task_meta(ts, trees, bundle, lines, problems):
         meta["groups_variable"] = groups_var
     schema_file = props.get("formJsonSchemaFilename")
     if schema_file:
-        data = _bundle_file(bundle, schema_file)
-        file_name, line = lines.get(element_id, (None, None))
-        if data is None:
-            problems.append(Problem(file_name, line, element_id, f"form file {schema_file!r} is not in the upload"))
-        else:
+        data = _bundle_file(bundle, schema_file)  # a missing file is refused by check_forms (engine.form_files)
+        if data is not None:
             try:
                 meta["form"] = json.loads(data)
             except ValueError as exc:
                 problems.append(Problem(schema_file, None, element_id, f"form file is not valid JSON: {exc}"))
     meta["groups"] = sorted(set(meta["groups"]))
     return meta
+
+
+def _camunda_form(node, bundle, problems):
+    """The JSON Schema of the Camunda Form (camunda:formRef, camunda-forms:… formKey) a task shows, or None."""
+    schema, trouble = camunda_task_form(node, bundle.files)
+    if trouble:
+        problems.append(Problem(bundle.source or "(upload)", node.sourceline, node.get("id"), trouble))
+    return schema
 
 
 def _bundle_file(bundle, name):

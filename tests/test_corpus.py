@@ -6,6 +6,7 @@ import time
 
 import pytest
 from conftest import ROOT, SHARED
+from corpus_connectors import FAKES, fake_services
 from test_upload_page import designer, upload
 from test_web_fixtures import *  # noqa: F403
 
@@ -20,11 +21,18 @@ REPORT = ROOT / "docs" / "conformance.md"
 SECONDS = 5
 
 
+def bundle_of(path):
+    """One corpus file with the Camunda Forms (.form) its example project ships, as a designer uploads it."""
+    root = next((p for p in path.parents if p.name == "src"), None)
+    forms = {f.name: f.read_bytes() for f in sorted(root.rglob("*.form"))} if root else {}
+    return Bundle({path.name: path.read_bytes(), **forms}, source=path.name)
+
+
 def outcome(path):
-    """("deploys" | "view only" | "refused", reason) for one corpus file, compiled on its own."""
-    bundle = Bundle({path.name: path.read_bytes()}, source=path.name)
+    """("deploys" | "view only" | "refused", reason) for one corpus file, compiled on its own (with its
+    project's forms), the fake connectors of tests/corpus_connectors.py registered."""
     try:
-        compiled = compile_bundle(bundle)
+        compiled = compile_bundle(bundle_of(path), services=fake_services())
     except DeployError as exc:
         assert exc.problems and all(p.file and p.message for p in exc.problems), exc.problems
         return "refused", "; ".join(_where(p) + p.message for p in exc.problems)
@@ -35,7 +43,8 @@ def outcome(path):
 
 
 def _where(problem):
-    parts = [f"line {problem.line}" if problem.line else "", f"[{problem.element}]" if problem.element else ""]
+    line = f"line {problem.line}" + (f":{problem.column}" if problem.column else "") if problem.line else ""
+    parts = [line, f"[{problem.element}]" if problem.element else ""]
     return " ".join(p for p in parts if p) + (": " if any(parts) else "")
 
 
@@ -65,7 +74,11 @@ def _report(rows, counts):
         "Written by `tests/test_corpus.py` — do not edit by hand. Every `.bpmn` and `.dmn` file of "
         "`../shared/corpus/miwg/` (BPMN MIWG test suite) and `../shared/corpus/camunda/` (Camunda 7 / Operaton "
         "examples) is compiled on its own, the way `POST /api/v1/process-models` and `ozgflow deploy` compile "
-        "an upload.\n\n"
+        "an upload, together with the Camunda Forms (`.form`) its example project ships. Fake connectors "
+        "(`tests/corpus_connectors.py`) are registered for the Java delegates and external-task topics the "
+        "Camunda models name: " + ", ".join(f"`{n}`" for n in sorted(FAKES)) + "; without a connector of "
+        "that name an upload is refused, naming it. The executable Camunda examples that deploy run end to end "
+        "in `tests/test_camunda_corpus_run.py`.\n\n"
         "- **deploys**: becomes a version that can be started;\n"
         "- **view only**: no process is marked executable (`isExecutable=\"false\"`); stored as a version to be "
         "viewed, refused by start;\n"
@@ -86,9 +99,20 @@ def test_a_view_only_model_is_stored_but_cannot_be_started(rt, name):
 
 
 def test_every_deployable_corpus_file_is_stored(rt):
+    rt.services.update(fake_services())
     deployable = [p for p in FILES if outcome(p)[0] != "refused"]
     for path in deployable:
-        assert deploy(rt, [Bundle({path.name: path.read_bytes()})], actor="corpus")
+        assert deploy(rt, [bundle_of(path)], actor="corpus")
+
+
+def test_without_its_connector_a_camunda_model_is_refused_naming_it():
+    path = CORPUS / "camunda/camunda-bpm-examples/startevent/message-start/src/main/resources"
+    path = path / "instantiating_process.bpmn"
+    with pytest.raises(DeployError) as info:
+        compile_bundle(bundle_of(path))  # the default registry: no fake for the Java delegate
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.element) == ("instantiating_process.bpmn", 7, "ServiceTask_1")
+    assert "'InstantiateProcessByMessageDelegate'" in problem.message
 
 
 def test_view_only_model_is_listed_as_such_on_the_page(client, web_rt):
