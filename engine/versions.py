@@ -15,7 +15,6 @@ Bindings name processes, not versions: new cases start on the newest executable 
 (``starts_new_cases``); older versions keep serving the cases that run on them.
 """
 
-from lxml import etree
 from sqlalchemy import func, select
 
 from .errors import NotFound
@@ -137,14 +136,21 @@ def _qname(node, key):
     return f"{prefix}:{name}" if prefix else name
 
 
+def _render(node):
+    """An element as a designer reads it in the file — prefixed names, attributes sorted, no namespace
+    declarations, whitespace collapsed — so equal content compares equal and a change is readable."""
+    name = f"{node.prefix}:{local(node.tag)}" if node.prefix else local(node.tag)
+    attrs = "".join(f' {_qname(node, k)}="{v}"' for k, v in sorted(node.attrib.items()))
+    text = " ".join((node.text or "").split())
+    inner = text + "".join(_render(c) + (" ".join((c.tail or "").split())) for c in node
+                           if isinstance(c.tag, str))
+    return f"<{name}{attrs}>{inner}</{name}>" if inner else f"<{name}{attrs}/>"
+
+
 def _content(node):
-    """Canonical text of an element's content apart from children that have an id of their own."""
-    parts = []
-    for child in node:
-        if not isinstance(child.tag, str) or child.get("id") or local(child.tag) in SKIP_CHILDREN:
-            continue
-        parts.append(etree.tostring(child, method="c14n", with_comments=False).decode("utf-8"))
-    return [" ".join(p.split()) for p in parts]
+    """The content of an element apart from children that have an id of their own (compared on their own)."""
+    return [_render(child) for child in node
+            if isinstance(child.tag, str) and not child.get("id") and local(child.tag) not in SKIP_CHILDREN]
 
 
 def elements_of(xml, process_id):

@@ -35,6 +35,7 @@ from engine.versions import bindings_for, diff_versions, list_versions_detailed,
 
 from .api import error, token_required
 from .auth import role_required
+from .cases import STATES
 from .designer import DESIGNER_ROLES
 
 bp = Blueprint("versions", __name__)
@@ -190,13 +191,13 @@ def move_page(process_id, version):
     try:
         if request.method == "POST":  # CSRF: checked by CSRFProtect for every form POST of the pages
             report = moves.move(rt(), process_id, version, target, g.user.name)
-            return render_template("version_move.html", report=report, done=True)
+            return render_template("version_move.html", report=report, done=True, states=STATES)
         report = moves.preview(rt(), process_id, version, target)
     except NotFound:
         abort(404)
     except moves.MoveError as exc:
         abort(400, str(exc))
-    return render_template("version_move.html", report=report, done=False)
+    return render_template("version_move.html", report=report, done=False, states=STATES)
 
 
 @bp.post("/vorgaenge/<int:case_id>/<any(anhalten, fortsetzen, beenden):action>")
