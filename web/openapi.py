@@ -37,6 +37,12 @@ _TEXTS = {400: "bad request", 401: "no valid bearer token", 403: "not allowed fo
           410: "the stored content is missing or damaged", 422: "the form data is invalid (see fields)"}
 
 
+# One reason an upload was refused (engine.errors.Problem): column only for XML syntax and schema errors.
+_PROBLEM = {"type": "object", "required": ["file", "line", "column", "element", "message"], "properties": {
+    "file": {"type": "string"}, "line": {"type": ["integer", "null"]}, "column": {"type": ["integer", "null"]},
+    "element": {"type": ["string", "null"]}, "message": {"type": "string"}}}
+
+
 def _errors(*codes):
     return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}
 
@@ -147,8 +153,8 @@ def _paths():
                 "Upload models (role designer or admin): multipart parts 'files' (.bpmn, .dmn, forms) or one zip",
                 {"201": _json(_OBJECT, "versions made"), "200": _json(_OBJECT, "nothing was new"),
                  "413": {"description": "over a size limit"},
-                 "422": _json({"type": "object", "properties": {"errors": {"type": "array", "items": _OBJECT}}},
-                              "problems with file, line and element; nothing stored"),
+                 "422": _json({"type": "object", "properties": {"errors": {"type": "array", "items": _PROBLEM}}},
+                              "problems with file, line, column and element; nothing stored"),
                  **_errors(400, 401, 403)}),
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "properties": {"files": {"type": "array",
