@@ -167,6 +167,57 @@ def _paths():
     }
 
 
+PROCESS_ID = _path_param("process_id", {"type": "string"})
+DESIGNERS = "Token of a designer or an admin (web.versions)."
+ADMINS = "Token of an admin (admins act on every tenant's cases)."
+_MOVE_BODY = {"type": "object", "required": ["from", "to"],
+              "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
+                             "cases": {"type": "array", "items": {"type": "integer"}}}}
+
+
+def _version_paths():
+    """Versions, diff, moving cases; suspend, resume, terminate (web.versions, engine.versions/moves/suspension)."""
+    version = _path_param("version", {"type": "integer"})
+    state = {"200": _json({"type": "object", "properties": {"case_id": {"type": "integer"},
+                                                             "state": {"type": "string"}}}, "the case's new state"),
+             **_errors(401, 403, 404, 409, 422)}
+    reason = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}
+    move = {"200": _json(_OBJECT, "per case: can_move/moved, reasons, notes"), **_errors(401, 403, 404, 422)}
+    return {
+        "/api/v1/process-models/{process_id}/versions": {"get": _operation(
+            "Versions of a process with case counts and the tenants' services bound to it",
+            {"200": _json(_OBJECT, "versions and bindings"), **_errors(401, 403, 404)}, [PROCESS_ID],
+            description=DESIGNERS)},
+        "/api/v1/process-models/{process_id}/versions/{version}": {"get": _operation(
+            "One version: bindings, cases (open by state and tenant), elements, bpmn_url",
+            {"200": _json(_OBJECT, "the version"), **_errors(401, 403, 404)}, [PROCESS_ID, version],
+            description=DESIGNERS)},
+        "/api/v1/process-models/{process_id}/versions/{version}/bpmn": {"get": _operation(
+            "The BPMN XML the version was deployed from",
+            {"200": {"description": "BPMN 2.0 XML", "content": {"application/xml": {"schema": {"type": "string"}}}},
+             **_errors(401, 403, 404)}, [PROCESS_ID, version], description=DESIGNERS)},
+        "/api/v1/process-models/{process_id}/versions/{a}/diff/{b}": {"get": _operation(
+            "Elements added, removed and changed (type, name, attributes, content) from version a to b, by id",
+            {"200": _json(_OBJECT, "added, removed, changed, unchanged"), **_errors(401, 403, 404)},
+            [PROCESS_ID, _path_param("a", {"type": "integer"}), _path_param("b", {"type": "integer"})],
+            description=DESIGNERS)},
+        "/api/v1/process-models/{process_id}/migrations/preview": {"post": _operation(
+            "Per open case of version 'from': can it move to the later version 'to', and if not why (changes nothing)",
+            move, [PROCESS_ID], body=_MOVE_BODY, description=ADMINS)},
+        "/api/v1/process-models/{process_id}/migrations": {"post": _operation(
+            "Move the open cases of version 'from' that can move to version 'to' (audited per case: case_moved)",
+            move, [PROCESS_ID], body=_MOVE_BODY, description=ADMINS)},
+        "/api/v1/cases/{case_id}/suspend": {"post": _operation(
+            "Suspend a case: it does not advance until resumed (audited: case_suspended)", state, [CASE_ID],
+            body=reason, description=ADMINS)},
+        "/api/v1/cases/{case_id}/resume": {"post": _operation(
+            "Resume a suspended case (audited: case_resumed)", state, [CASE_ID], body=reason, description=ADMINS)},
+        "/api/v1/cases/{case_id}/terminate": {"post": _operation(
+            "Terminate a case: open tasks, timers and jobs cancelled, closed as terminated and filed in the E-Akte "
+            "(audited: case_terminated)", state, [CASE_ID], body=reason, description=ADMINS)},
+    }
+
+
 def openapi_document(app=None):
     """The OpenAPI 3.0 document of the API as a dict."""
     return {
@@ -176,7 +227,7 @@ def openapi_document(app=None):
                                 "errors are {\"error\": …}. Anything of another tenant answers 404."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_version_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "a token from 'ozgflow users token NAME'"}},

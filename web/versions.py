@@ -134,7 +134,9 @@ def api_move(process_id):
     return moves.move(rt(), process_id, a, b, g.user.name, cases)
 
 
-@api_bp.post("/cases/<int:case_id>/<any(suspend, resume, terminate):action>")
+@api_bp.post("/cases/<int:case_id>/suspend", defaults={"action": "suspend"})
+@api_bp.post("/cases/<int:case_id>/resume", defaults={"action": "resume"})
+@api_bp.post("/cases/<int:case_id>/terminate", defaults={"action": "terminate"})
 @api_roles("admin")
 def api_case_state(case_id, action):
     body = request.get_json(silent=True) if request.content_length else {}
