@@ -181,17 +181,22 @@ def test_answer_by_message_ends_the_nachforderung(rt, clock):
 
 
 def test_deadline_runs_out(rt, clock):
+    """The deadline counts from the letter's deemed delivery (§41(2) VwVfG: the fourth day after dispatch)
+    and ends at the end of its last day in Berlin (§31 VwVfG, §§187 ff. BGB), rolled to the next working day."""
     deploy(rt, [nachforderung(), caller()])
     [case] = start_case(rt, "antrag_mit_nachforderung", "marburg", {})
-    ask_for_documents(rt, case["id"], days=10)
-    clock[0] = T0 + timedelta(days=9, hours=23)
+    ask_for_documents(rt, case["id"], days=9)  # sent by post on Monday 2 March 2026
+    # deemed delivered Friday 6 March; + 9 days = Sunday 15 March → Monday 16 March, 24:00 in Berlin
+    clock[0] = datetime(2026, 3, 16, 22, 59, tzinfo=UTC)
     Worker(rt).run_due()
     assert get_case(rt, case["id"])["data"].get("nachforderung_ergebnis") is None
     assert open_tasks(rt, case["id"]) == {}, "not yet: still waiting"
-    clock[0] = T0 + timedelta(days=10, minutes=1)
+    clock[0] = datetime(2026, 3, 16, 23, 0, tzinfo=UTC)
     Worker(rt).run_due()
     found = get_case(rt, case["id"])
     assert found["data"]["nachforderung_ergebnis"] == "frist_abgelaufen"
+    assert found["data"]["nachforderung_frist"] == {"ends_on": "2026-03-16", "ends_at": "2026-03-16T23:00:00+00:00"}
+    assert found["data"]["letters"]["nachforderung"]["deemed_delivered_on"] == "2026-03-06"
     assert ("timer_fired", "Nachforderung_Warten") in [(h["action"], h["element_id"]) for h in found["history"]]
     assert list(open_tasks(rt, case["id"])) == ["Pruefen"]
 
