@@ -29,7 +29,8 @@ def marburg(web_rt, users, clock):
            "document_id": add_document(web_rt, case_id, SAMPLE_PDF, "Geheim.pdf"),
            "filter_id": save_filter(web_rt, users["bernd"], "Bernds Filter", {"scope": "mine"}),
            "absence_id": add_absence(web_rt, users["bernd"], "anna", clock.now, clock.now.replace(year=2027)),
-           "job_id": 1, "tenant_id": "marburg", "action": "retry"}
+           "job_id": 1, "tenant_id": "marburg", "action": "retry",
+           "process_id": "hundesteuer-anmeldung", "version": 1, "a": 1, "b": 1}  # shared models (web.versions)
     return ids
 
 
