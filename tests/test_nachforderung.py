@@ -206,10 +206,30 @@ def test_an_early_answer_is_kept_until_the_case_waits(rt, clock):
     [case] = start_case(rt, "antrag_mit_nachforderung", "marburg", {})
     early = deliver(rt, "unterlagen_nachgereicht", {"case_id": case["id"]}, {"documents": [{"document_id": 1}]})
     assert early["status"] == "kept"
-    ask_for_documents_then = complete  # the Nachforderung is written after the answer came
-    ask_for_documents_then(rt, case["id"], "Pruefen", {"vollstaendig": False})
-    complete(rt, case["id"], "Nachforderung_Schreiben", {"nachforderung_text": "Nachweis", "nachforderung_frist_tage": 14})
+    # the Nachforderung is written after the answer came
+    complete(rt, case["id"], "Pruefen", {"vollstaendig": False})
+    complete(rt, case["id"], "Nachforderung_Schreiben",
+             {"nachforderung_text": "Nachweis", "nachforderung_frist_tage": 14})
     through_dispatch(rt, case["id"])
     Worker(rt).run_due()
     assert get_case(rt, case["id"])["data"]["nachforderung_ergebnis"] == "eingegangen"
     assert list_messages(rt, "kept") == []
+
+
+def test_the_pattern_runs_again_in_the_same_case(rt, clock):
+    """Deadline missed, asked again, answered: a second letter, a second deadline, the documents of both."""
+    deploy(rt, [nachforderung(), caller()])
+    [case] = start_case(rt, "antrag_mit_nachforderung", "marburg", {})
+    ask_for_documents(rt, case["id"], days=7)
+    clock[0] = T0 + timedelta(days=30)
+    Worker(rt).run_due()
+    assert get_case(rt, case["id"])["data"]["nachforderung_ergebnis"] == "frist_abgelaufen"
+    ask_for_documents(rt, case["id"], text="Letzte Erinnerung: Sachkundenachweis", days=7)
+    assert get_case(rt, case["id"])["data"]["nachforderung_ergebnis"] == "frist_abgelaufen", "from the first run"
+    assert deliver(rt, "unterlagen_nachgereicht", {"case_id": case["id"]},
+                   {"documents": [{"document_id": 3}]})["status"] == "delivered"
+    found = get_case(rt, case["id"])
+    assert found["data"]["nachforderung_ergebnis"] == "eingegangen"
+    assert found["data"]["nachforderung_text"] == "Letzte Erinnerung: Sachkundenachweis"
+    assert [h["action"] for h in found["history"]].count("letter_created") == 2
+    assert found["data"]["letters"]["nachforderung"]["dispatched_at"].startswith("2026-04-01")
