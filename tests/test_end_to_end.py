@@ -36,12 +36,12 @@ from engine.deploy import bundles_from_paths, deploy, order_bundles
 from engine.dispatch import list_dispatches
 from engine.efile import get_export
 from engine.errors import DeployError
-from engine.intake import poll_all
+from engine.intake import GENERIC_INTAKE, poll_all
 from engine.jobs import Worker
 from engine.runtime import Runtime
 from engine.safexml import parse_xml
 from engine.schema import Document
-from engine.tenants import load_tenants
+from engine.tenants import Binding, load_tenants
 
 PROCESSES = ROOT / "processes"
 XSD = SHARED / "ozg" / "xdomea-3.0.0" / "xdomea_3.0.0" / "xdomea.xsd"
@@ -99,11 +99,15 @@ def leika_for(tenants, tenant, process_id):
     for b in tenants.bindings:
         if b.process == process_id and b.tenant in (tenant, None):
             return b.leika, tenants
-    # an unbound model (the generic intake): the tenant's destination also takes an unbound service
+    # a model no service is bound to: the tenant's destination also takes an unbound service, which reaches
+    # the generic intake, or — for another model (e.g. one that is usually called) — a binding made for the test
     t = tenants.tenants[tenant]
     first = dataclasses.replace(t.destinations[0], services=(*t.destinations[0].services, UNBOUND_LEIKA))
     changed = dataclasses.replace(t, destinations=(first, *t.destinations[1:]))
-    return UNBOUND_LEIKA, dataclasses.replace(tenants, tenants={**tenants.tenants, tenant: changed})
+    bindings = tenants.bindings if process_id == GENERIC_INTAKE else (
+        *tenants.bindings, Binding(leika=UNBOUND_LEIKA, process=process_id, tenant=tenant))
+    return UNBOUND_LEIKA, dataclasses.replace(tenants, tenants={**tenants.tenants, tenant: changed},
+                                              bindings=bindings)
 
 
 def parts_for(leika, example):
