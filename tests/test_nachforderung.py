@@ -233,3 +233,14 @@ def test_the_pattern_runs_again_in_the_same_case(rt, clock):
     assert found["data"]["nachforderung_text"] == "Letzte Erinnerung: Sachkundenachweis"
     assert [h["action"] for h in found["history"]].count("letter_created") == 2
     assert found["data"]["letters"]["nachforderung"]["dispatched_at"].startswith("2026-04-01")
+
+
+def test_a_camunda_model_cannot_call_a_spiff_model(rt):
+    deploy(rt, [nachforderung()])
+    xml = CALLER.format(pid="camunda_antrag", called="nachforderung").replace(
+        'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"',
+        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn"')
+    with pytest.raises(DeployError) as refused:
+        deploy(rt, [Bundle({"camunda.bpmn": xml.encode()})])
+    [problem] = refused.value.problems
+    assert problem.element == "Nachfordern" and "spiff model" in problem.message
