@@ -13,6 +13,8 @@ Every cell, translated or not, goes through ``engine.restricted.check_code``.
 
 import copy
 
+from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS
+
 from .errors import Problem
 from .feel import SUPPORTED, FeelUnsupported, checkable, translate_input, translate_output
 from .restricted import CodeViolation, check_code
@@ -20,6 +22,7 @@ from .restricted import CodeViolation, check_code
 CAMUNDA_DMN_NS = "http://camunda.org/schema/1.0/dmn"
 HIT_POLICIES = ("UNIQUE", "FIRST", "COLLECT")
 PYTHON_LANGUAGES = ("python", "py", "text/x-python")
+DMN_SCHEMAS = set(SCHEMAS)  # the DMN versions SpiffWorkflow validates (exact namespaces)
 
 
 def local(tag):
@@ -41,47 +44,77 @@ def _children(node, name):
 def check_dmn(path, tree, dialect, used=None):
     """Problems of one DMN file; FEEL cells are rewritten in place into the Python the engine runs.
 
-    ``used``: the decision ids business rule tasks refer to; only those may not require other decisions."""
+    ``used``: the decision ids business rule tasks refer to; only those may not require other decisions.
+    Cells are found the way SpiffWorkflow's DMNParser finds them (tags *ending* in ``text`` below tags ending in
+    ``inputEntry``/``outputEntry``/``inputExpression``, wherever they are), so no evaluated text escapes."""
+    root = tree.getroot()
+    namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    if local(root.tag) != "definitions" or namespace not in DMN_SCHEMAS:
+        return [Problem(path, root.sourceline, root.get("id"),
+                        f"not a DMN document of a version we read (namespace {namespace!r}; supported: DMN 1.1, "
+                        "1.2, 1.3)")]
     problems = []
+    for decision in (n for n in root.iter() if local(n.tag) == "decision"):
+        problems.extend(_check_decision(path, decision, used))
     feel = is_feel(tree, dialect)
-    for decision in _children(tree.getroot(), "decision"):
-        label = f"decision {decision.get('id')!r}"
-        for req in decision.iter():
-            if local(req.tag) == "requiredDecision" and (used is None or decision.get("id") in used):
-                problems.append(Problem(path, req.sourceline, decision.get("id"),
-                                        f"{label} requires decision {(req.get('href') or '').lstrip('#')!r} (a "
-                                        "decision requirements graph), which is not supported: evaluate the "
-                                        "decisions in two business rule tasks one after the other"))
-        tables = _children(decision, "decisionTable")
-        if len(tables) != 1:
-            problems.append(Problem(path, decision.sourceline, decision.get("id"),
-                                    f"{label}: only decisions with one decision table are supported "
-                                    "(no literal expressions)"))
+    for node in root.iter():
+        if not isinstance(node.tag, str) or not node.tag.endswith("text") or node.getparent() is None:
             continue
-        problems.extend(_check_table(path, tables[0], label, feel))
+        parent = node.getparent().tag if isinstance(node.getparent().tag, str) else ""
+        if parent.endswith(("inputEntry", "outputEntry")):
+            kind = "inputEntry" if parent.endswith("inputEntry") else "outputEntry"
+            problems.extend(_check_cell(path, node, _cell_label(node, kind), kind, feel))
+        elif parent.endswith("inputExpression"):
+            problems.extend(_check_code(path, node, _decision_label(node), "input expression",
+                                        (node.text or "").strip()))
     return problems
 
 
-def _check_table(path, table, label, feel):
-    problems = []
-    policy = (table.get("hitPolicy") or "UNIQUE").upper()
-    if policy not in HIT_POLICIES or (policy == "COLLECT" and table.get("aggregation")):
-        shown = policy + (f" {table.get('aggregation')}" if table.get("aggregation") else "")
-        problems.append(Problem(path, table.sourceline, table.get("id"),
-                                f"{label}: hit policy {shown} is not supported (supported: UNIQUE, FIRST, "
-                                "COLLECT without aggregation)"))
-    for clause in _children(table, "input"):
-        for expr in _children(clause, "inputExpression"):
-            for text in _children(expr, "text"):
-                problems.extend(_check_code(path, text, label, "input expression", (text.text or "").strip()))
-    for number, rule in enumerate(_children(table, "rule"), 1):
-        where = f"{label}, rule {number} ({rule.get('id')})"
-        for kind in ("inputEntry", "outputEntry"):
-            for column, entry in enumerate(_children(rule, kind), 1):
-                for text in _children(entry, "text"):
-                    cell = f"{where}, {'input' if kind == 'inputEntry' else 'output'} {column}"
-                    problems.extend(_check_cell(path, text, cell, kind, feel))
+def _check_decision(path, decision, used):
+    problems, label = [], f"decision {decision.get('id')!r}"
+    for req in decision.iter():
+        if local(req.tag) == "requiredDecision" and (used is None or decision.get("id") in used):
+            problems.append(Problem(path, req.sourceline, decision.get("id"),
+                                    f"{label} requires decision {(req.get('href') or '').lstrip('#')!r} (a "
+                                    "decision requirements graph), which is not supported: evaluate the "
+                                    "decisions in two business rule tasks one after the other"))
+    tables = _children(decision, "decisionTable")
+    if len(tables) != 1:
+        problems.append(Problem(path, decision.sourceline, decision.get("id"),
+                                f"{label}: only decisions with one decision table are supported "
+                                "(no literal expressions)"))
+    for table in tables:
+        policy = (table.get("hitPolicy") or "UNIQUE").upper()
+        if policy not in HIT_POLICIES or (policy == "COLLECT" and table.get("aggregation")):
+            shown = policy + (f" {table.get('aggregation')}" if table.get("aggregation") else "")
+            problems.append(Problem(path, table.sourceline, table.get("id"),
+                                    f"{label}: hit policy {shown} is not supported (supported: UNIQUE, FIRST, "
+                                    "COLLECT without aggregation)"))
     return problems
+
+
+def _ancestor(node, name):
+    while node is not None and not (isinstance(node.tag, str) and node.tag.endswith(name)):
+        node = node.getparent()
+    return node
+
+
+def _decision_label(node):
+    decision = _ancestor(node, "decision")
+    return f"decision {decision.get('id')!r}" if decision is not None else "decision"
+
+
+def _cell_label(node, kind):
+    """"decision 'd', rule 2 (R2), input 1": the rule's number and the cell's column as the table shows them."""
+    entry, rule = node.getparent(), _ancestor(node, "rule")
+    label = _decision_label(node)
+    if rule is None or rule.getparent() is None:
+        return label
+    rules = [r for r in rule.getparent() if isinstance(r.tag, str) and r.tag.endswith("rule")]
+    entries = [e for e in rule if isinstance(e.tag, str) and e.tag.endswith(kind)]
+    column = entries.index(entry) + 1 if entry in entries else "?"
+    return (f"{label}, rule {rules.index(rule) + 1} ({rule.get('id')}), "
+            f"{'input' if kind == 'inputEntry' else 'output'} {column}")
 
 
 def _check_cell(path, node, cell, kind, feel):

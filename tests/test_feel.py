@@ -217,3 +217,19 @@ def test_a_decision_that_requires_another_is_refused_when_used(rt):
     [p] = refused(rt, b)
     assert p.file == "invoiceBusinessDecisions.dmn" and p.element == "invoice-assign-approver"
     assert "requires decision 'invoiceClassification'" in p.message
+
+
+def test_code_in_a_cell_the_library_would_read_by_a_suffix_does_not_get_through(rt):
+    """SpiffWorkflow finds cells by tag suffix (…text below …inputEntry): the check must see the same cells."""
+    sneaky = RULES.replace('<outputEntry id="R1_c"><text>50</text>',
+                           '<outputEntry id="R1_c"><x:footext xmlns:x="urn:x">__import__(&quot;os&quot;)</x:footext>')
+    [p] = refused(rt, bundle(rules=sneaky))
+    assert p.element == "R1_c" and "output 1" in p.message
+
+
+def test_a_dmn_file_of_an_unknown_version_is_refused(rt):
+    b = bundle()
+    b.files["gebuehr.dmn"] = b.files["gebuehr.dmn"].replace(b"https://www.omg.org/spec/DMN/20191111/MODEL/",
+                                                            b"urn:not-dmn")
+    [p] = refused(rt, b)
+    assert p.file == "gebuehr.dmn" and "not a DMN document of a version we read" in p.message
