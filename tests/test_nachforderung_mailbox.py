@@ -25,6 +25,7 @@ from engine.models import Bundle
 from engine.runtime import Runtime
 from engine.schema import Document
 from engine.tenants import load_tenants
+from web.cases import describe
 
 PDF = b"%PDF-1.4\n% Sachkundenachweis\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -113,6 +114,8 @@ def test_followup_submission_answers_the_waiting_nachforderung(world, tmp_path):
         (a, "system" if actor != "mailbox" else actor) for a, actor in actions]
     assert list(open_tasks(world.rt, case_id)) == ["Pruefen"]
     assert list_messages(world.rt, "kept") == [] and list_messages(world.rt, "dead") == []
+    entry = next(h for h in found["history"] if h["action"] == "followup_received")
+    assert describe(entry, {}) == ("Unterlagen über das Postfach nachgereicht", "Sachkundenachweis.pdf")
 
 
 def test_early_followup_is_kept_and_a_late_one_is_not_lost(world, tmp_path):

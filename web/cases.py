@@ -34,6 +34,7 @@ ACTIONS = {
     "service_called": "Dienst aufgerufen",
     "timer_fired": "Frist abgelaufen",
     "message_delivered": "Nachricht eingegangen",
+    "followup_received": "Unterlagen über das Postfach nachgereicht",
     "error": "Fehler",
     "task_claimed": "Aufgabe übernommen",
     "task_unclaimed": "Aufgabe freigegeben",
@@ -98,6 +99,8 @@ def describe(entry, titles):
         detail = (new or {}).get("message", "")
     elif action in ("case_suspended", "case_resumed", "case_terminated"):
         detail = f"Grund: {(new or {}).get('reason', '')}"
+    elif action == "followup_received":  # engine.followup
+        detail = ", ".join(d.get("filename") or "" for d in (new or {}).get("documents", [])) or "ohne Anlagen"
     elif action == "case_moved":
         detail = f"Version {(new or {}).get('from_version')} → {(new or {}).get('to_version')}"
     else:
