@@ -84,17 +84,33 @@ def waiting_for(wf, name):
     return [t for t in wf.event_manager.tasks.values() if any(d.name == name for d in message_definitions(t))]
 
 
+def event_subprocess_starts(wf, name):
+    """Message start events of the case's event subprocesses that catch ``name`` (no task waits for them:
+    SpiffWorkflow starts the event subprocess when the message arrives)."""
+    found = []
+    for spec_name in getattr(wf.spec.start, "trigger_specs", None) or []:
+        sp_spec = wf.subprocess_specs.get(spec_name)
+        for ts in sp_spec.bpmn_start_events if sp_spec is not None else []:
+            if isinstance(ts.event_definition, MessageEventDefinition) and ts.event_definition.name == name:
+                found.append(ts)
+    return found
+
+
 def _delivery(name, correlation, payload, actor):
     def act(wf, trail, now):
         tasks = waiting_for(wf, name)
-        if not tasks:
-            raise _NotWaiting()
-        definition = next(d for d in message_definitions(tasks[0]) if d.name == name)
+        if tasks:
+            definition = next(d for d in message_definitions(tasks[0]) if d.name == name)
+            element = tasks[0].task_spec.bpmn_id
+        else:
+            starts = event_subprocess_starts(wf, name)
+            if not starts:
+                raise _NotWaiting()
+            definition, element = starts[0].event_definition, starts[0].bpmn_id
         body = {"payload": payload, "result_var": None} if isinstance(definition, CamundaMessage) else payload
         # Correlated by us already: the case's own correlations let a definition with properties match.
         wf.send_event(BpmnEvent(definition.__class__(name), body, dict(wf.correlations)))
-        trail.add(actor, "message_delivered", tasks[0].task_spec.bpmn_id,
-                  new={"name": name, "correlation": correlation})
+        trail.add(actor, "message_delivered", element, new={"name": name, "correlation": correlation})
         return "delivered"
 
     return act

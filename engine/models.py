@@ -143,6 +143,7 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None, services=Non
         problems.extend(_check_tree(path, tree, dialect, services, decisions))
     problems += _check_xsd(bpmn, bundle)
     problems += [p for path, tree in bpmn.items() for p in check_forms(path, tree, bundle.files)]
+    problems += [p for path, tree in bpmn.items() for p in _event_subprocess_problems(path, tree)]
     if problems:
         raise DeployError(problems)
     parser = (CamundaTaskParser(services=services, validator=validator()) if dialect == "camunda"
@@ -343,6 +344,22 @@ def _element_lines(trees):
 
 def _executable_processes(tree):
     return [p for p in tree.getroot().iter(f"{{{BPMN_NS}}}process") if p.get("isExecutable") == "true"]
+
+
+def _event_subprocess_problems(path, tree):
+    """SpiffWorkflow 3.2.0 runs every event subprocess as non-interrupting: refuse interrupting ones rather than
+    let the process go on beside them."""
+    problems = []
+    for node in tree.getroot().iter(f"{{{BPMN_NS}}}subProcess", f"{{{BPMN_NS}}}transaction"):
+        if node.get("triggeredByEvent") != "true":
+            continue
+        for start in node.findall(f"{{{BPMN_NS}}}startEvent"):
+            if start.get("isInterrupting", "true") != "false":
+                problems.append(Problem(path, start.sourceline, start.get("id"),
+                                        f"the start event of event subprocess {node.get('id')!r} interrupts the "
+                                        "process, which is not supported (it would run beside it): use an "
+                                        'interrupting boundary event, or isInterrupting="false"'))
+    return problems
 
 
 def _mark_event_subprocesses(trees):
