@@ -46,7 +46,8 @@ def test_deploy_folder_keeps_files_and_forms(rt):
 
 def test_shipped_processes_deploy(rt):
     results = deploy(rt, bundles_from_paths([ROOT / "processes"]))
-    assert {"process_id": "hundesteuer-anmeldung", "version": 1, "new": True} in results
+    for shared in ("hundesteuer-anmeldung", "gewerbeanmeldung", "bewohnerparkausweis", "digitaler-briefkasten"):
+        assert {"process_id": shared, "version": 1, "new": True} in results
 
 
 def test_camunda_metadata_read_from_xml(rt):

@@ -120,8 +120,16 @@ def test_three_samples_become_three_cases(world):
     marburg = get_case(world.rt, cases["marburg"]["id"])
     assert marburg["process_id"] == "hundesteuer-anmeldung"
     assert marburg["data"]["hund"]["name"] == "Bruno" and marburg["tasks"][0]["element_id"] == "Task_AntragPruefen"
-    # a service the tenant takes but no deployed process handles: generic intake, not rejection
-    assert cases["giessen"]["process_id"] == "digitaler-briefkasten"
+    # each sample lands in its own shared model, with its city's settings ("stadt") and the payment metadata
+    giessen = get_case(world.rt, cases["giessen"]["id"])
+    assert giessen["process_id"] == "gewerbeanmeldung"
+    assert [t["element_id"] for t in giessen["tasks"]] == ["Task_AnzeigePruefen"]
+    assert giessen["data"]["stadt"]["id"] == "giessen" and giessen["data"]["gebuehr"] == 26.0
+    assert giessen["data"]["antrag"]["payment"]["status"] == "BOOKED"
+    wetzlar = get_case(world.rt, cases["wetzlar"]["id"])
+    assert wetzlar["process_id"] == "bewohnerparkausweis"
+    assert wetzlar["data"]["zone"] == "A" and wetzlar["data"]["pruefergebnis"] == "regelfall"
+    assert [t["element_id"] for t in wetzlar["tasks"]] == ["Task_AntragPruefen"]
 
 
 def test_duplicate_pickup_is_exactly_once(world):
