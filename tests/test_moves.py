@@ -169,6 +169,48 @@ def test_failed_case_is_repaired_by_a_fixed_version(rt):
     assert get_case(rt, case_id)["data"]["x"] == 2.0
 
 
+def subprocess_model(*tasks):
+    """Process "sub": start -> embedded subprocess "Teil" (user tasks ``tasks`` in a row) -> end."""
+    ids = ["IS", *[t for t, _ in tasks], "IE"]
+    inner = ['<bpmn:startEvent id="IS"><bpmn:outgoing>i0</bpmn:outgoing></bpmn:startEvent>']
+    for n, (tid, name) in enumerate(tasks):
+        inner.append(f'<bpmn:userTask id="{tid}" name="{name}"><bpmn:incoming>i{n}</bpmn:incoming>'
+                     f'<bpmn:outgoing>i{n + 1}</bpmn:outgoing></bpmn:userTask>')
+    inner.append(f'<bpmn:endEvent id="IE"><bpmn:incoming>i{len(tasks)}</bpmn:incoming></bpmn:endEvent>')
+    inner += [f'<bpmn:sequenceFlow id="i{n}" sourceRef="{ids[n]}" targetRef="{ids[n + 1]}"/>'
+              for n in range(len(ids) - 1)]
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D" targetNamespace="http://x">
+  <bpmn:process id="sub" isExecutable="true">
+    <bpmn:startEvent id="S0"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:subProcess id="Teil" name="Teilprozess"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>
+      {"".join(inner)}
+    </bpmn:subProcess>
+    <bpmn:endEvent id="E0"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f0" sourceRef="S0" targetRef="Teil"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="Teil" targetRef="E0"/>
+  </bpmn:process>
+</bpmn:definitions>""".encode()
+
+
+SUB_V1 = subprocess_model(("X", "Innen"))
+SUB_V2 = subprocess_model(("X", "Innen"), ("Y", "Danach"))
+SUB_V3 = subprocess_model(("Z", "Anders"), ("Q", "Q"))
+
+def test_case_inside_a_subprocess_moves_when_its_task_is_still_there(rt):
+    deploy(rt, [Bundle({"s.bpmn": SUB_V1})])
+    case_id = start_case(rt, "sub", "giessen")[0]["id"]
+    deploy(rt, [Bundle({"s.bpmn": SUB_V2})])  # X stays, Y follows it inside the subprocess
+    deploy(rt, [Bundle({"s.bpmn": SUB_V3})])  # X is gone
+    [blocked] = moves.preview(rt, "sub", 1, 3)["cases"]
+    assert not blocked["can_move"] and blocked["reasons"][0].startswith("in Teil (Teilprozess): has a token on X")
+    assert moves.move(rt, "sub", 1, 2, "admin1")["moved"] == 1
+    for expected in (["X"], ["Y"]):
+        assert [t[0] for t in tasks_of(rt, case_id)] == expected
+        complete_all(rt, case_id)
+    assert get_case(rt, case_id)["state"] == "completed"
+
+
 def test_cli_case_move_preview_and_move(cli, tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
