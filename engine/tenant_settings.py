@@ -217,12 +217,26 @@ def check_settings(table, where, defaults):
     check_processes(own, f"{where}.processes", departments)
     base = defaults.get("processes", {}) if isinstance(defaults.get("processes", {}), dict) else {}
     for pid in set(base) | set(own):
-        merged = {**(base.get(pid) or {}), **(own.get(pid) or {})}
-        check_required(merged, pid, f"{where}.processes.{pid}")
-        dept = merged.get("abteilung")
+        dept = {**(base.get(pid) or {}), **(own.get(pid) or {})}.get("abteilung")
         if departments is not None and dept is not None and dept not in departments:
             _fail(f"{where}.processes.{pid}", f"'abteilung' {dept!r} (from the defaults) is not one of the "
                                               f"tenant's departments ({', '.join(departments)})")
+
+
+def check_offered(path, config):
+    """Each tenant's settings are complete for the shipped models it offers: the processes bound to the LeiKa
+    keys of its FIT-Connect destinations (every bound process when it has no destination), merged with
+    ``[defaults.processes.<id>]``. A city that does not offer a service needs no settings for it."""
+    base = config.defaults.get("processes") or {}
+    for tenant in config.tenants.values():
+        services = {s for d in tenant.destinations for s in d.services}
+        offered = {b.process for b in config.bindings if b.tenant in (None, tenant.id)
+                   and (not tenant.destinations or b.leika in services)}
+        own = tenant.settings.get("processes") or {}
+        for pid in sorted(offered & set(MODEL_KEYS)):
+            if pid in base or pid in own:
+                merged = {**(base.get(pid) or {}), **(own.get(pid) or {})}
+                check_required(merged, pid, f"{path}: [tenants.{tenant.id}].processes.{pid}")
 
 
 def check_defaults(defaults, where):

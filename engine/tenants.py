@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, NotFound
-from .tenant_settings import check_defaults, check_settings
+from .tenant_settings import check_defaults, check_offered, check_settings
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,9 @@ def load_tenants(path):
         bindings.append(_binding(b, f"{path}: bindings[{i}]", owner))
     _check_unique_destinations(path, tenants.values())
     check_defaults(defaults, f"{path}: [defaults]")
-    return TenantConfig(tenants=tenants, bindings=tuple(bindings), defaults=defaults)
+    config = TenantConfig(tenants=tenants, bindings=tuple(bindings), defaults=defaults)
+    check_offered(path, config)
+    return config
 
 
 def _binding(table, where, tenant):

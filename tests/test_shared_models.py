@@ -112,8 +112,8 @@ def test_five_cities_each_have_every_setting_the_models_read():
 
 
 @pytest.mark.parametrize("extra,replace,message", [
-    ("", ('erster_hund = 90.00\n', ''),
-     r"\[tenants.marburg\].processes.hundesteuer-anmeldung: 'erster_hund' is missing"),
+    ("", ('finanzamt = "Finanzamt Marburg-Biedenkopf"\n', ''),
+     r"\[tenants.marburg\].processes.gewerbeanmeldung.empfangsstellen: missing: finanzamt"),
     ("", ('erster_hund = 90.00', 'erster_hund = "neunzig"'), r"'erster_hund' .* must be a number"),
     ("", ('kassenzeichen_pattern = "5.{year}.{seq:07}"', 'kassenzeichen_pattern = "5.{year}"'),
      r"\[tenants.marburg\].kasse: 'kassenzeichen_pattern' must contain \{seq\}"),
@@ -135,11 +135,15 @@ def test_a_mistake_names_the_file_and_the_key(tmp_path, extra, replace, message)
     assert str(path) in str(caught.value)
 
 
-def test_a_sixth_city_without_its_fees_is_refused_naming_what_is_missing(tmp_path):
-    text = KASSEL.replace("gebuehr_jahr = 30.7\n", "")
-    with pytest.raises(ConfigError, match=r"\[tenants.kassel\].processes.bewohnerparkausweis: 'gebuehr_jahr' is "
-                                          r"missing \(fee for twelve months, EUR\)"):
+def test_a_sixth_city_without_its_zones_is_refused_naming_what_is_missing(tmp_path):
+    text = KASSEL[:KASSEL.index("[tenants.kassel.processes.bewohnerparkausweis.zonen.K1]")]
+    with pytest.raises(ConfigError, match=r"\[tenants.kassel\].processes.bewohnerparkausweis: 'zonen' is "
+                                          r"missing \(zones: \[zonen.<key>\] name, strassen\)"):
         load_tenants(with_file(tmp_path, text))
+    # a city that does not offer the service needs no settings for it (its destination takes Hundesteuer only)
+    only_dogs = text + ('\n[[tenants.kassel.destinations]]\nid = "5b1f0c2e-8d3a-4c6b-9e7f-0a1b2c3d4e60"\n'
+                        'services = ["99102013104000"]\nclient_id = "ozgflow-kassel"\nclient_secret = "x"\n')
+    assert load_tenants(with_file(tmp_path, only_dogs)).case_settings("kassel", "hundesteuer-anmeldung")
 
 
 @pytest.fixture
