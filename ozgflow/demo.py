@@ -51,7 +51,7 @@ def demo_groups(rt):
         for (meta,) in conn.execute(select(ProcessVersion.meta).where(ProcessVersion.executable.is_(True))):
             for task in (json.loads(meta).get("tasks") or {}).values():
                 groups.update(g for g in task.get("groups") or () if isinstance(g, str) and g)
-    return sorted(groups)
+    return sorted(groups | {"poststelle"})  # Postversand tasks of letters go there unless a lane says otherwise
 
 
 def demo_users(rt):
@@ -121,34 +121,114 @@ def load_plan(path=None):
 
 def seed(rt, mailbox_url=None, plan=None, note=None):
     """Work the plan once; returns the report written to ``<var>/.demo-seeded`` ({"cases": [...],
-    "skipped": [...]}), or None when seeded before. ``note(text)`` hears what is skipped and made."""
+    "skipped": [...]}, in plan order), or None when seeded before. ``note(text)`` hears what is skipped.
+
+    In three rounds, so that the slow parts overlap: every application is encrypted and sent first; then each
+    city's destination is picked up (``engine.intake.pickup``) by a child process of its own — loading a
+    destination's 4096-bit keys keeps a CPU busy for a while — while this process starts and works the cases
+    that do not come by mail; last, the mailbox cases' steps, in plan order. One city's cases are picked up one by one, in the
+    order they were sent: the Aktenzeichen are the same on every run."""
     note = note or log.info
     marker = rt.settings.var_dir / ".demo-seeded"
     if marker.exists():
         return None
     plan = plan or load_plan()
     deployed = _deployed(rt)
-    report = {"cases": [], "skipped": []}
-    sender = _sender(mailbox_url) if mailbox_url else None
+    done, skipped = {}, []
+
+    def attempt(index, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:  # one broken entry does not stop the demo; it is reported
+            log.exception("demo plan entry %s failed", index)
+            note(f"demo plan entry {index} failed: {exc}")
+            skipped.append({"entry": index, "reason": f"failed: {exc}"})
+            return None
+
+    prepared = []
+    for index, entry in enumerate(plan["cases"]):
+        why = _skip_reason(rt, entry, deployed)
+        if why:
+            note(f"demo plan entry {index} skipped: {why}")
+            skipped.append({"entry": index, "reason": why})
+        else:
+            prepared.append((index, entry, attempt(index, _prepare, rt, entry, mailbox_url is not None)))
+    pickups = [_pickup_process(rt, tenant, mailbox_url, ids)
+               for tenant, ids in _send_all(prepared, mailbox_url, attempt).items()]
     try:
-        for index, entry in enumerate(plan["cases"]):
-            why = _skip_reason(rt, entry, deployed)
-            if why:
-                note(f"demo plan entry {index} skipped: {why}")
-                report["skipped"].append({"entry": index, "reason": why})
-                continue
-            try:
-                report["cases"].append({"entry": index, **_seed_one(rt, entry, sender, mailbox_url)})
-            except Exception as exc:  # one broken entry does not stop the demo; it is reported
-                log.exception("demo plan entry %s failed", index)
-                note(f"demo plan entry {index} failed: {exc}")
-                report["skipped"].append({"entry": index, "reason": f"failed: {exc}"})
+        for index, _entry, job in prepared:
+            if job and job["outgoing"] is None:
+                done[index] = attempt(index, _finish, rt, job, None)
     finally:
-        if sender is not None:
-            sender.close()
+        _wait_all(pickups)
+    for index, _entry, job in prepared:
+        if job and job["outgoing"] is not None and job.get("submission"):
+            done[index] = attempt(index, _finish, rt, job, mailbox_url)
+    report = {"cases": [{"entry": i, **done[i]} for i in sorted(done) if done[i]],
+              "skipped": sorted(skipped, key=lambda s: s["entry"])}
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
+
+
+def _send_all(prepared, url, attempt):
+    """Send every application of the plan (in plan order); returns {tenant id: [submission ids in order]}."""
+    mailed = [(index, job) for index, _entry, job in prepared if job and job["outgoing"] is not None]
+    by_tenant = {}
+    if mailed:
+        with _sender(url) as sender:
+            for index, job in mailed:
+                job["submission"] = attempt(index, _send, job["tenant"], sender, job["outgoing"])
+                if job["submission"]:
+                    by_tenant.setdefault(job["tenant"].id, []).append(job["submission"])
+    return by_tenant
+
+
+def _wait_all(processes):
+    for proc in processes:
+        try:
+            proc.wait(timeout=120)
+        except Exception:  # noqa: BLE001 - a hanging pickup must not hang the demo; the worker picks up later
+            proc.kill()
+
+
+def _pickup_process(rt, tenant_id, url, submission_ids):
+    """A child process that picks up the tenant's submissions one by one, in the order they were sent (the
+    mailbox lists them by the second they arrived), on this runtime's database and files."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OZGFLOW_DATABASE_URL": rt.settings.database_url, "OZGFLOW_VAR": str(rt.settings.var_dir),
+           "OZGFLOW_TENANTS": str(rt.settings.tenants_file), "OZGFLOW_FITCONNECT_URL": url}
+    code = "import sys; from ozgflow.demo import pickup_in_order; pickup_in_order(sys.argv[1], sys.argv[2:])"
+    return subprocess.Popen([sys.executable, "-c", code, tenant_id, *submission_ids], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class _InOrder:
+    """A mailbox source whose pending submissions come in a given order (the rest after them)."""
+
+    def __init__(self, source, order):
+        self._source, self._rank = source, {sid: i for i, sid in enumerate(order)}
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def pending(self):
+        return sorted(self._source.pending(), key=lambda item: self._rank.get(item["submissionId"], len(self._rank)))
+
+
+def pickup_in_order(tenant_id, submission_ids):
+    """The pickup child's work (engine.intake.pickup, one at a time, in ``submission_ids`` order)."""
+    from engine.intake import pickup, sources
+    from engine.runtime import Runtime
+
+    rt = Runtime()
+    try:
+        for tid, source in sources(rt, tenant_id):
+            pickup(rt, tid, _InOrder(source, submission_ids), parallel=1)
+    finally:
+        rt.close()
 
 
 def _deployed(rt):
@@ -159,8 +239,15 @@ def _deployed(rt):
                                            .where(ProcessVersion.executable.is_(True)))}
 
 
+def _tenant_of(rt, entry):
+    """The plan entry's city; without one, the example's own city (its data fit that city's settings)."""
+    if entry.get("tenant") or "application" in entry or not entry.get("example"):
+        return entry.get("tenant")
+    return (_example(rt, entry.get("process"), entry["example"]) or {}).get("tenant")
+
+
 def _skip_reason(rt, entry, deployed):
-    tenant = entry.get("tenant")
+    tenant = _tenant_of(rt, entry)
     if tenant not in rt.tenants.tenants:
         return f"tenant {tenant!r} is not configured"
     if "application" in entry:
@@ -196,30 +283,39 @@ def _sender(url):
                   os.environ.get("OZGFLOW_FITCONNECT_SENDER_SECRET", "demo-sender-secret"))
 
 
-def _seed_one(rt, entry, sender, url):
+def _prepare(rt, entry, mailbox):
+    """What one plan entry needs: its city, model, example, data and — when it comes by mail — the application."""
+    tenant = rt.tenants.get(_tenant_of(rt, entry))
+    if "application" in entry:
+        if not mailbox:
+            raise DemoError("a sample application needs the local mailbox")
+        return {"entry": entry, "tenant": tenant, "process": None, "example": {"steps": []},
+                "outgoing": _load(entry["application"])}
+    process = entry["process"]
+    example = _example(rt, process, entry["example"]) if entry.get("example") else \
+        {"data": entry.get("data", {}), "steps": []}
+    data = _for_city(example.get("data") or {}, tenant)
+    outgoing = _outgoing_for(rt, tenant, process, data, example.get("metadata")) if mailbox else None
+    return {"entry": entry, "tenant": tenant, "process": process, "example": example, "data": data,
+            "outgoing": outgoing}
+
+
+def _finish(rt, job, url):
+    """The case of a prepared entry (picked up from the mailbox, or started now) and its steps."""
     from engine.cases import start_case
 
-    tenant = rt.tenants.get(entry["tenant"])
-    if "application" in entry:
-        outgoing = _load(entry["application"])
-        case_id = _via_mailbox(rt, tenant, sender, url, outgoing) if sender else None
-        if case_id is None:
-            raise DemoError("a sample application needs the local mailbox")
-        return {"case_id": case_id, "via": "mailbox", "steps": 0, "stage": entry.get("stage", "eingegangen")}
-    process, example = entry["process"], _example(rt, entry["process"], entry["example"]) if entry.get("example") \
-        else {"data": entry.get("data", {}), "steps": []}
-    data = _for_city(example.get("data") or {}, tenant)
-    case_id, via = None, "engine"
-    if sender is not None:
-        outgoing = _outgoing_for(rt, tenant, process, data, example.get("metadata"))
-        if outgoing is not None:
-            case_id, via = _via_mailbox(rt, tenant, sender, url, outgoing), "mailbox"
-    if case_id is None:
-        [started] = start_case(rt, process, tenant.id, data, actor="demo")
-        case_id = started["id"]
+    entry, tenant, example = job["entry"], job["tenant"], job["example"]
+    if job["outgoing"] is not None:
+        case_id, via = _picked_up(rt, tenant, url, job["submission"]), "mailbox"
+    else:  # the metadata go where the pickup would put them (engine.examples.initial_data)
+        from engine.examples import initial_data
+
+        [started] = start_case(rt, job["process"], tenant.id, initial_data({**example, "data": job["data"]}),
+                               actor="demo")
+        case_id, via = started["id"], "engine"
     steps = example.get("steps") or []
     wanted = len(steps) if entry.get("steps", 0) == "all" else int(entry.get("steps", 0))
-    done = _work(rt, case_id, tenant.id, steps[:wanted])
+    completed = _work(rt, case_id, tenant.id, steps[:wanted])
     exported = False
     if entry.get("efile"):
         from engine.efile import export_case
@@ -227,7 +323,8 @@ def _seed_one(rt, entry, sender, url):
         _wait(rt, lambda: _state(rt, case_id) == "completed" or None, f"case {case_id} to complete")
         export_case(rt, case_id)
         exported = True
-    return {"case_id": case_id, "via": via, "steps": done, "stage": entry.get("stage", ""), "efile": exported}
+    return {"case_id": case_id, "tenant": tenant.id, "process_id": job["process"], "via": via,
+            "tasks_completed": completed, "stage": entry.get("stage", ""), "efile": exported}
 
 
 def _for_city(data, tenant):
@@ -266,27 +363,35 @@ def _outgoing_for(rt, tenant, process, data, example_metadata):
         metadata["contentStructure"]["data"].setdefault("submissionSchema", {})["schemaUri"] = data["$schema"]
     service = {"name": binding.name or process, "identifier": f"urn:de:fim:leika:leistung:{binding.leika}"}
     metadata["publicServiceType"] = service
-    if isinstance((example_metadata or {}).get("replyChannel"), dict):
-        metadata["replyChannel"] = example_metadata["replyChannel"]
+    for key in ("replyChannel", "paymentInformation"):  # what the example's citizen chose, not the sample's
+        metadata.pop(key, None)
+        if isinstance((example_metadata or {}).get(key), dict):
+            metadata[key] = example_metadata[key]
     return Outgoing(service=service, leika=binding.leika, metadata=json.dumps(metadata, ensure_ascii=False).encode(),
                     data=data_bytes, attachments=base.attachments)
 
 
-def _via_mailbox(rt, tenant, sender, url, outgoing):
-    """Send to the tenant's destination for the service, pick up at once; returns the case id."""
-    from engine.intake import poll_all
-
+def _send(tenant, sender, outgoing):
+    """Encrypt and send the application to the tenant's destination for its service; returns the submission id."""
     destination = next((d for d in tenant.destinations if outgoing.leika in d.services), None)
     if destination is None:
         raise DemoError(f"no destination of {tenant.id} takes the service {outgoing.leika}")
-    sent = sender.send(destination.id, service=outgoing.service, metadata=outgoing.metadata, data=outgoing.data,
-                       attachments=outgoing.attachments)
+    return sender.send(destination.id, service=outgoing.service, metadata=outgoing.metadata, data=outgoing.data,
+                       attachments=outgoing.attachments)["submissionId"]
 
-    def picked_up():
-        poll_all(rt, tenant.id, base_url=url)  # the worker may be quicker: a submission is stored exactly once
-        return _case_of_submission(rt, sent["submissionId"])
 
-    return _wait(rt, picked_up, f"submission {sent['submissionId']} to be picked up")
+def _picked_up(rt, tenant, url, submission_id):
+    """The case the submission became; picks up here if the pickup process (or a worker) has not."""
+    from engine.intake import poll_all
+
+    def case():
+        found = _case_of_submission(rt, submission_id)
+        if found is None:
+            poll_all(rt, tenant.id, base_url=url, parallel=1)  # a submission is stored exactly once
+            found = _case_of_submission(rt, submission_id)
+        return found
+
+    return _wait(rt, case, f"submission {submission_id} to be picked up")
 
 
 def _case_of_submission(rt, submission_id):
@@ -324,12 +429,16 @@ def _wait(rt, found, what):
 
 
 def _work(rt, case_id, tenant, steps):
-    """Do the example's steps on the case; returns how many were done."""
+    """Do the example's steps on the case; returns how many tasks were completed. Steps the example expects to
+    be refused (``expect_error``, e.g. Vier-Augen) are left out."""
     from engine.cases import complete_task, list_tasks
+    from engine.jobs import Worker
     from engine.messages import deliver
 
-    people = {}
+    people, completed = {}, 0
     for i, step in enumerate(steps):
+        if step.get("expect_error"):
+            continue
         if "task" in step:
             def open_task(element=step["task"]):
                 return next((t for t in list_tasks(rt, case_id=case_id) if t["element_id"] == element), None)
@@ -338,14 +447,13 @@ def _work(rt, case_id, tenant, steps):
             person = people.setdefault(step.get("user", "example"),
                                        ACTORS[min(len(people), len(ACTORS) - 1)].format(tenant=tenant))
             complete_task(rt, task["id"], person, step.get("data", {}))
-        elif "message" in step:
-            deliver(rt, step["message"], {"case_id": case_id}, step.get("data", {}), actor="demo")
+            completed += 1
+        elif "message" in step:  # to this case, whatever the example correlated by (its ids are not ours)
+            deliver(rt, step["message"], {"case_id": case_id}, step.get("data") or {}, actor="demo")
         elif "jobs" in step:
-            from engine.jobs import Worker
-
             Worker(rt, name="demo-seed").run_due()
         else:  # e.g. {"advance": "P14D"}: the demo runs on the real clock
             log.info("demo case %s: step %s (%s) cannot be done on the real clock; stopped there", case_id, i,
                      ", ".join(step))
-            return i
-    return len(steps)
+            break
+    return completed

@@ -1,6 +1,7 @@
 """``ozgflow up`` (what ``make run`` starts): mailbox, worker and web server together, demo data arriving."""
 
 import json
+import os
 import re
 import signal
 import socket
@@ -44,7 +45,7 @@ def test_up_starts_everything_and_seeds_the_demo(sqlite_url, tmp_path):
                  "Kreisstadt Limburg a. d. Lahn: sb.limburg"):
         assert name in err
     seconds = float(re.search(r"demo: \d+ cases seeded in ([\d.]+) s", err).group(1))
-    assert seconds < 10, err
+    assert seconds < 10 * _busy(), err  # 10 s on a machine that does nothing else
     assert json.loads(out) == {"url": f"http://127.0.0.1:{web}", "mailbox": f"http://127.0.0.1:{mailbox}",
                                "pids": json.loads(out)["pids"]}  # stdout: exactly one JSON document
     for port in (web, mailbox):  # every child stopped with it
@@ -60,6 +61,11 @@ def test_up_starts_everything_and_seeds_the_demo(sqlite_url, tmp_path):
     assert "cases seeded" not in err and len(cli.json("case", "list")) == len(cases)
 
 
+def _busy():
+    """How many times over the CPUs are taken (other test runs on the machine): 1 when idle."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def _read_json(proc):
     lines = []
     for line in proc.stdout:  # the one document ends with its closing brace at the start of a line
@@ -70,33 +76,35 @@ def _read_json(proc):
 
 
 def check_seeded(report, cases, shown, efile):
+    """Every plan entry became a case at its stage, or was skipped because its model is not deployed."""
     plan = json.loads((ROOT / "ozgflow" / "demo_plan.json").read_text(encoding="utf-8"))["cases"]
-    deployed = {c["process_id"] for c in cases.values()}
-    assert not [s for s in report["skipped"] if not s["reason"].startswith(("model", "failed: model"))], report
-    for skipped in report["skipped"]:  # only entries of models that are not there (yet)
-        assert plan[skipped["entry"]].get("process") not in deployed
+    for skipped in report["skipped"]:
+        assert skipped["reason"].startswith("model"), skipped
     stages = set()
     for seeded in report["cases"]:
         entry, case = plan[seeded["entry"]], shown[seeded["case_id"]]
-        assert case["tenant"] == entry["tenant"]
+        assert case["tenant"] == seeded["tenant"] and entry.get("tenant") in (None, case["tenant"])
+        assert seeded["process_id"] in (None, case["process_id"])
         done = sum(1 for h in case["history"] if h["action"] == "task_completed")
-        assert done == seeded["steps"], (entry, case["history"])
+        assert done == seeded["tasks_completed"], (entry, case["history"])
         if entry.get("steps") == "all":
-            assert case["state"] == "completed", entry
+            assert case["state"] == "completed", (entry, case["state"], case["tasks"])
             stages.add("closed")
-        elif seeded["steps"]:
-            assert case["state"] != "completed" and done > 0
+        elif entry["stage"].startswith("wartet"):
+            assert case["state"] != "completed" and done > 0 and not case["tasks"], (entry, case["tasks"])
+            stages.add("waiting")
+        elif done:
+            assert case["state"] != "completed" and case["tasks"], entry
             stages.add("in progress")
         else:
-            assert case["state"] != "completed" and done == 0 and case["tasks"], entry
+            assert case["state"] != "completed" and case["tasks"], entry
             stages.add("received")
         if entry.get("efile"):
             assert efile[seeded["case_id"]]["package_sha256"], entry
             stages.add("e-file")
         if seeded["via"] == "mailbox":
             assert case["submission_id"]
-    assert stages == {"received", "in progress", "closed", "e-file"}
+    assert stages == {"received", "in progress", "waiting", "closed", "e-file"}
     assert {c["tenant"] for c in cases.values()} == {"marburg", "wetzlar", "giessen", "limburg", "fulda"}
-    samples = sorted(c["tenant"] for c in cases.values() if c["submission_id"] and
-                     any(plan[s["entry"]].get("application") for s in report["cases"] if s["case_id"] == c["id"]))
+    samples = sorted(s["tenant"] for s in report["cases"] if plan[s["entry"]].get("application"))
     assert samples == ["giessen", "marburg", "wetzlar"]  # the three sample applications came by the mailbox
