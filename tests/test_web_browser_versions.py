@@ -50,7 +50,7 @@ def page():
 @pytest.fixture
 def web_rt(sqlite_url, tmp_path, clock):
     runtime = make_runtime(sqlite_url, tmp_path / "var", clock=clock)
-    deploy(runtime, bundles_from_paths([ROOT / "processes" / "hundesteuer-anmeldung"]))
+    deploy(runtime, bundles_from_paths([ROOT / "processes" / p for p in ("nachforderung", "hundesteuer-anmeldung")]))
     yield runtime
     runtime.close()
 

@@ -22,7 +22,7 @@ V2 = chain("umzug", [user("A", "Prüfen neu", "steuern"), script("S", "Rechnen",
 def web_rt(sqlite_url, tmp_path, clock):
     """Only the Hundesteuer model (bound for every city) and what the tests deploy themselves."""
     runtime = make_runtime(sqlite_url, tmp_path / "var", clock=clock)
-    deploy(runtime, bundles_from_paths([ROOT / "processes" / "hundesteuer-anmeldung"]))
+    deploy(runtime, bundles_from_paths([ROOT / "processes" / p for p in ("nachforderung", "hundesteuer-anmeldung")]))
     yield runtime
     runtime.close()
 
@@ -175,3 +175,16 @@ def test_case_state_api_admin_only_across_tenants(client, web_rt, users):
     resp = client.post("/modelle", data={"csrf_token": token, "files": [(io.BytesIO(V1), "umzug.bpmn")]},
                        content_type="multipart/form-data")
     assert 'href="/modelle/umzug/versionen/1"' in resp.get_data(as_text=True)
+
+
+def test_move_preview_page_says_in_german_why_a_case_cannot_move(client, web_rt, users):
+    ids = two_versions(web_rt)
+    from engine.cases import complete_task
+
+    complete_task(web_rt, list_tasks(web_rt, case_id=ids[0])[0]["id"], "anna", {})  # now at B
+    deploy(web_rt, [Bundle({"umzug.bpmn": chain("umzug", [user("A", "Prüfen")], name="Umzug")})])
+    assert login(client, "root").status_code == 302
+    html = client.get("/modelle/umzug/versionen/1/umstellen?nach=3").get_data(as_text=True)
+    assert "1 von 2 laufenden Vorgängen können umgestellt werden, 1 nicht" in html
+    assert "steht an B (Bescheid), das es in Version 3 nicht gibt" in html
+    assert client.get("/modelle/umzug/versionen/2/umstellen?nach=1").status_code == 400

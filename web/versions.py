@@ -24,6 +24,7 @@ Moving cases and suspending them are admin work: they touch running cases of eve
 see every city's cases. Designers see the versions, their case counts and the diff.
 """
 
+import re
 from functools import wraps
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -39,6 +40,7 @@ from .cases import STATES
 from .designer import DESIGNER_ROLES
 
 bp = Blueprint("versions", __name__)
+bp.add_app_template_filter(lambda text: german_reason(text), "grund")
 api_bp = Blueprint("versions_api", __name__, url_prefix="/api/v1")
 STATE_ACTIONS = {"suspend": suspension.suspend, "resume": suspension.resume, "terminate": suspension.terminate}
 PAGE_ACTIONS = {"anhalten": ("suspend", "Der Vorgang ist angehalten."),
@@ -217,6 +219,34 @@ def case_state(case_id, action):
     else:
         flash(done, "ok")
     return redirect(url_for("cases.show", case_id=case_id))
+
+
+# The engine explains in English (API, CLI); the page says the same in German.
+GERMAN_REASONS = [
+    (r"^in (.+?): ", r"in \1: "),
+    (r"waits at (.+?), which version (\d+) does not have", r"wartet an \1, das es in Version \2 nicht gibt"),
+    (r"failed at (.+?), which version (\d+) does not have", r"ist gescheitert an \1, das es in Version \2 nicht gibt"),
+    (r"has a token on (.+?), which version (\d+) does not have", r"steht an \1, das es in Version \2 nicht gibt"),
+    (r"(waits at|failed at|has a token on) (.+?), whose id is (.+?) in version (\d+) \(a renamed element cannot be "
+     r"followed\)", r"steht an \2, das in Version \4 die ID \3 hat (umbenannte Elemente können nicht verfolgt "
+     r"werden)"),
+    (r"it runs (.+?), which version (\d+) does not contain", r"es läuft \1, das Version \2 nicht enthält"),
+    (r"^the case is suspended: resume it first$", "der Vorgang ist angehalten: bitte zuerst fortsetzen"),
+    (r"^the case is no longer on version (\d+)$", r"der Vorgang ist nicht mehr auf Version \1"),
+    (r"^on version (\d+) the case fails: ", r"auf Version \1 läuft der Vorgang auf einen Fehler: "),
+    (r"^the timer (.+?) changed: its due time is computed anew from now$",
+     r"die Frist \1 wurde geändert: sie läuft ab dem Umstellen neu"),
+    (r"^the failed step runs again on version (\d+) when the case moves$",
+     r"der gescheiterte Schritt läuft beim Umstellen auf Version \1 noch einmal"),
+    (r"^the moved case (does not read back|reads back differently) against version (\d+)",
+     r"der umgestellte Vorgang lässt sich mit Version \2 nicht wieder einlesen"),
+]
+
+
+def german_reason(text):
+    for pattern, replacement in GERMAN_REASONS:
+        text = re.sub(pattern, replacement, text)
+    return text
 
 
 def _german(exc):
