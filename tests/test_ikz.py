@@ -231,3 +231,10 @@ def test_dashboard_in_the_browser(server, page, web_rt, timeline, people, db_url
     assert page.get_by_role("img", name="Vorgänge je Kommune – IKZ-Probe").is_visible()
     shot(page, "ikz-dashboard")
     assert axe_violations(page) == []
+
+
+def test_durations_for_people():
+    from web.ikz import duration
+
+    assert [duration(s) for s in (None, 12, 60 * 40, 26 * H, 3 * 86400)] == \
+        ["–", "12 Sek.", "40 Min.", "26,0 Std.", "3,0 Tage"]

@@ -54,6 +54,8 @@ def duration(seconds):
     """A median time for people: minutes, hours or days, German decimal comma; "–" when there is none."""
     if seconds is None:
         return "–"
+    if seconds < 60:
+        return f"{seconds} Sek."
     if seconds < 3600:
         return f"{round(seconds / 60)} Min."
     if seconds < 2 * 86400:
