@@ -188,3 +188,18 @@ def test_move_preview_page_says_in_german_why_a_case_cannot_move(client, web_rt,
     assert "1 von 2 laufenden Vorgängen können umgestellt werden, 1 nicht" in html
     assert "steht an B (Bescheid), das es in Version 3 nicht gibt" in html
     assert client.get("/modelle/umzug/versionen/2/umstellen?nach=1").status_code == 400
+
+
+def test_task_page_of_a_suspended_case_says_so_and_refuses_completion(client, web_rt, users):
+    [case_id] = start(web_rt)
+    task = open_task(web_rt, case_id)
+    from engine.suspension import suspend
+
+    suspend(web_rt, case_id, "root", "Klärung")
+    assert login(client, "anna").status_code == 302
+    page = client.get(f"/aufgaben/{task['id']}").get_data(as_text=True)
+    assert 'id="angehalten"' in page
+    r = post_form(client, f"/aufgaben/{task['id']}", {"action": "complete", "vollstaendig": "true"},
+                  page=f"/aufgaben/{task['id']}")
+    assert r.status_code == 409 and "Der Vorgang ist angehalten" in r.get_data(as_text=True)
+    assert open_task(web_rt, case_id)["id"] == task["id"]

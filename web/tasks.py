@@ -8,6 +8,7 @@ from engine.dispatch import preview, task_letter
 from engine.documents import log_read
 from engine.errors import AlreadyCompleted, CaseError, ConcurrentUpdate, FormInvalid, NotFound
 from engine.inbox import (
+    SUSPENDED_MESSAGE,
     Forbidden,
     Taken,
     complete,
@@ -118,6 +119,9 @@ def submit(task_id):
             return _render(task, schema, values, message=str(exc), status=409)
         flash("Entwurf gespeichert. Die Aufgabe ist noch nicht abgeschlossen.", "ok")
         return redirect(url_for("tasks.show", task_id=task_id))
+    if task["case_state"] == "suspended" and task["state"] == "open":  # engine.suspension: before the form
+        return _render(task, schema, values, message=SUSPENDED_MESSAGE + " Ihre Eingaben sind unten noch zu sehen.",
+                       status=409)
     data = typed_data(schema, values)
     errors = errors_of(schema, data)
     if errors:
