@@ -238,3 +238,12 @@ def test_durations_for_people():
 
     assert [duration(s) for s in (None, 12, 60 * 40, 26 * H, 3 * 86400)] == \
         ["–", "12 Sek.", "40 Min.", "26,0 Std.", "3,0 Tage"]
+
+
+def test_suspended_cases_are_open_terminated_ones_are_not(web_rt, timeline):
+    from engine.suspension import suspend, terminate
+
+    suspend(web_rt, timeline["M2"], "root", "Akte beim Gericht")
+    terminate(web_rt, timeline["M3"], "root", "Antrag zurückgenommen")
+    m = _probe(figures(web_rt, **YEAR), "marburg")
+    assert (m["received"], m["open"], m["overdue"], m["closed"]) == (3, 1, 0, 1)  # M3 was the overdue one
