@@ -142,3 +142,23 @@ def test_suspended_case_can_be_terminated_and_its_task_is_cancelled(rt, clock):
     terminate(rt, case_id, "admin1", "erledigt durch Rücknahme")
     with rt.db.connect() as conn:
         assert conn.execute(text("SELECT state FROM task WHERE id = :t"), {"t": task["id"]}).scalar_one() == "cancelled"
+
+
+def test_cli_suspend_resume_terminate(cli, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "antrag.bpmn").write_bytes(chain("antrag", [user("A", "Prüfen")]))
+    cli("deploy", folder)
+    case_id = cli.json("case", "start", "antrag", "--tenant", "giessen")["id"]
+    missing = cli("case", "suspend", str(case_id), check=False)
+    assert missing.returncode == 2 and "--reason" in missing.stderr
+    assert cli.json("case", "suspend", str(case_id), "--reason", "Prüfung", "--user", "admin1") == \
+        {"case_id": case_id, "state": "suspended"}
+    again = cli("case", "suspend", str(case_id), "--reason", "x", check=False)
+    assert again.returncode == 1 and "suspended already" in again.stderr
+    assert cli.json("case", "resume", str(case_id), "--reason", "ok")["state"] == "waiting"
+    done = cli.json("case", "terminate", str(case_id), "--reason", "Rücknahme")
+    assert done["state"] == "terminated" and len(done["cancelled_tasks"]) == 1
+    shown = cli.json("case", "show", str(case_id))
+    assert shown["state"] == "terminated"
+    assert [h["actor"] for h in shown["history"] if h["action"] == "case_suspended"] == ["admin1"]
