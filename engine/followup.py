@@ -49,7 +49,7 @@ def known_case(rt, tenant, fitconnect_case_id):
 
 
 def is_open(follow):
-    return follow is not None and follow["state"] != "completed"
+    return follow is not None and follow["state"] not in ("completed", "terminated")  # terminated: engine.suspension
 
 
 def correlate(rt, db, follow, received, submission_pk, now, ttl_seconds=None):

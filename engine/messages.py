@@ -28,7 +28,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 
 from . import jobs
 from .cases import SYSTEM, case_data, step_case
-from .errors import CaseSuspended, NotFound, OzgflowError
+from .errors import CaseClosed, CaseSuspended, NotFound, OzgflowError
 from .lean import Lean
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
@@ -211,6 +211,10 @@ def deliver_kept(rt, job):
         step_case(rt, job.case_id, _delivery(name, json.loads(correlation), json.loads(payload), SYSTEM))
     except (_NotWaiting, CaseSuspended):
         pass  # it stopped waiting again meanwhile: the message stays kept for the next time
+    except CaseClosed:  # terminated meanwhile (engine.suspension): the message goes to an operator
+        with Lean.transaction(rt.db) as db:
+            db.run("UPDATE message SET state = 'dead', settled_at = ?, reason = 'the case was terminated' "
+                   "WHERE id = ? AND state = 'kept'", (db.ts(rt.clock()), job.payload["message_id"]))
 
 
 def expire(rt, job):
