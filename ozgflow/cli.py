@@ -306,6 +306,7 @@ from ozgflow import cli_mailbox  # noqa: E402  (registers "mailbox-server" and "
 cli_mailbox.register(main)
 import ozgflow.cli_cases  # noqa: E402,F401  (registers "case move|suspend|resume|terminate", "process versions|diff")
 import ozgflow.cli_efile  # noqa: E402,F401  (registers "efile" and "retention")
+import ozgflow.cli_ikz  # noqa: E402,F401  (registers "ikz": the IKZ dashboard's figures)
 import ozgflow.cli_intake  # noqa: E402,F401  (registers "mailbox pickup" and "mailbox quarantine")
 import ozgflow.cli_up  # noqa: E402,F401  (registers "up": mailbox, worker and web server together)
 import ozgflow.cli_worker  # noqa: E402,F401  (registers "worker" and "incident")

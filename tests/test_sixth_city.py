@@ -84,6 +84,9 @@ def test_a_sixth_city_by_configuration(sqlite_url, tmp_path):
         assert picked["accepted"] == [sent["submissionId"]], picked
         [case] = [c for c in cli.json("case", "list") if c["tenant"] == "herborn"]
         assert case["process_id"] == "hundesteuer-anmeldung" and case["aktenzeichen"].startswith("HB-")
+        [herborn] = [c for c in cli.json("ikz")["cities"] if c["tenant"] == "herborn"]  # the command line
+        assert sum(p["received"] for p in herborn["processes"]) == 1
+        assert "herborn    hundesteuer-anmeldung" in cli("ikz").stdout
 
         cli("users", "add", "tl.herborn", "--tenant", "herborn", "--role", "teamlead", input="herborn-geheim-1\n")
         token = cli("users", "token", "tl.herborn").stdout.strip()
