@@ -4,6 +4,8 @@ waiting case and the message ``unterlagen_nachgereicht`` ends the Nachforderung.
 kept, never dropped."""
 
 import json
+import zipfile
+from datetime import timedelta
 
 import pytest
 from conftest import ROOT
@@ -18,6 +20,7 @@ from engine import migrate
 from engine.cases import complete_task, get_case, list_cases
 from engine.config import DEFAULT_TENANTS, Settings
 from engine.deploy import bundles_from_paths, deploy
+from engine.efile import get_export, verify_case
 from engine.intake import poll_all, quarantine
 from engine.jobs import Worker
 from engine.messages import list_messages
@@ -116,6 +119,15 @@ def test_followup_submission_answers_the_waiting_nachforderung(world, tmp_path):
     assert list_messages(world.rt, "kept") == [] and list_messages(world.rt, "dead") == []
     entry = next(h for h in found["history"] if h["action"] == "followup_received")
     assert describe(entry, {}) == ("Unterlagen über das Postfach nachgereicht", "Sachkundenachweis.pdf")
+    # closed and exported: the package holds the follow-up's document too, and the chain verifies
+    complete(world.rt, case_id, "Pruefen", {"vollstaendig": True})
+    Worker(world.rt).run_due(now=world.rt.clock() + timedelta(hours=1))  # the e-file export job
+    report = verify_case(world.rt, case_id)
+    assert report["ok"], report
+    export = get_export(world.rt, case_id)
+    assert docs[0]["id"] in [d["document_id"] for d in export["documents"]]
+    with zipfile.ZipFile(export["location"]) as package:
+        assert any("Sachkundenachweis" in name for name in package.namelist()), package.namelist()
 
 
 def test_early_followup_is_kept_and_a_late_one_is_not_lost(world, tmp_path):
