@@ -150,17 +150,28 @@ def _processing(conn, cells, lo, hi):
             cell["durations"].append(_seconds(closed_at - created))
 
 
+def _span(conn, start, end):
+    """SQL for (end − start) in seconds, computed by the database (no datetime per row in Python)."""
+    if conn.dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
 def _steps(conn, cells, lo, hi):
-    rows = conn.execute(select(Task.tenant, Task.process_id, Task.element_id, Task.title, Task.created_at,
-                               Task.completed_at)
-                        .where(and_(Task.state == "completed", Task.completed_at >= lo, Task.completed_at < hi)))
-    first = {}  # (process, element) -> the earliest creation: steps are listed in the order cases reach them
-    for tenant, process, element, title, created, completed in rows:
-        step = cells[tenant, process]["steps"].setdefault(element, {"title": title, "durations": []})
-        step["durations"].append(_seconds(completed - created))
-        first[process, element] = min(created, first.get((process, element), created))
+    done = and_(Task.state == "completed", Task.completed_at >= lo, Task.completed_at < hi)
+    for tenant, process, element, seconds in conn.execute(
+            select(Task.tenant, Task.process_id, Task.element_id, _span(conn, Task.created_at, Task.completed_at))
+            .where(done)):
+        step = cells[tenant, process]["steps"].setdefault(element, {"durations": []})
+        step["durations"].append(int(round(float(seconds))))
+    # titles, and the order in which cases reach the steps (their earliest creation), per process and element
+    info = {(p, e): (title, first) for p, e, title, first in conn.execute(
+        select(Task.process_id, Task.element_id, func.max(Task.title), func.min(Task.created_at)).where(done)
+        .group_by(Task.process_id, Task.element_id))}
     for (_tenant, process), cell in cells.items():
-        cell["order"] = {element: first[process, element] for element in cell["steps"]}
+        for element, step in cell["steps"].items():
+            step["title"] = info[process, element][0]
+        cell["order"] = {element: info[process, element][1] for element in cell["steps"]}
 
 
 def _shape(rt, cells, names, start, end, now):
