@@ -17,8 +17,8 @@ Definitions (also in docs/operator.md, "IKZ-Dashboard"). The period is a range o
 * **media breaks** — letters of the period (``dispatch.created_at``) that went by post (``channel = 'post'``),
   next to all letters of the period.
 
-Everything is counted by the database (GROUP BY), medians are taken in Python from the two time columns of
-the rows concerned; no workflow is loaded. Works the same on SQLite and PostgreSQL.
+Everything is counted by the database (GROUP BY); medians are taken in Python over the durations of the rows
+concerned (for steps the database computes them); no workflow is loaded. The same on SQLite and PostgreSQL.
 """
 
 from collections import defaultdict
