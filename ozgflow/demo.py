@@ -126,8 +126,8 @@ def seed(rt, mailbox_url=None, plan=None, note=None):
     In three rounds, so that the slow parts overlap: every application is encrypted and sent first; then each
     city's destination is picked up (``engine.intake.pickup``) by a child process of its own — loading a
     destination's 4096-bit keys keeps a CPU busy for a while — while this process starts and works the cases
-    that do not come by mail; last, the mailbox cases' steps, in plan order. One city's cases are picked up one by one, in the
-    order they were sent: the Aktenzeichen are the same on every run."""
+    that do not come by mail; last, the mailbox cases' steps, in plan order. One city's cases are picked up one
+    by one, in the order they were sent: the Aktenzeichen are the same on every run."""
     note = note or log.info
     marker = rt.settings.var_dir / ".demo-seeded"
     if marker.exists():
@@ -202,7 +202,7 @@ def _pickup_process(rt, tenant_id, url, submission_ids):
            "OZGFLOW_TENANTS": str(rt.settings.tenants_file), "OZGFLOW_FITCONNECT_URL": url}
     code = "import sys; from ozgflow.demo import pickup_in_order; pickup_in_order(sys.argv[1], sys.argv[2:])"
     return subprocess.Popen([sys.executable, "-c", code, tenant_id, *submission_ids], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL)  # its log lines go where ours go
 
 
 class _InOrder:
