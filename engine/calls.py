@@ -8,9 +8,10 @@ later. The version records what it bound to in ``meta["calls"]``::
 
     {"nachforderung": {"process_id": "nachforderung", "version": 3, "version_id": 17, "content_hash": "…"}}
 
-(``version_id`` names the version whose stored files — forms, letter templates — belong to the called
-process: ``files_version_id``). The caller's content hash includes the targets' hashes, so deploying the
-caller again after the target changed gives a new caller version bound to the new target.
+(``version_id`` names the version whose stored files — letter templates — belong to the called process;
+``meta["letters"]`` entries of called send tasks carry it, ``engine.dispatch`` renders from there). The
+caller's content hash includes the targets' hashes, so deploying the caller again after the target changed
+gives a new caller version bound to the new target.
 
 ``order_bundles`` sorts the bundles of one deploy so that called models come before their callers
 (``ozgflow init`` deploys ``processes/`` in that order); a cycle across models is refused.
@@ -101,15 +102,6 @@ def effective_hash(bundle_hash, calls):
         return bundle_hash
     text = bundle_hash + "|" + ",".join(f"{pid}={calls[pid]['content_hash']}" for pid in sorted(calls))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def files_version_id(version_id, meta, process_id, own_process_id):
-    """The id of the version whose stored files belong to ``process_id`` inside a case of version
-    ``version_id`` (for templates and forms of a called model): the bound target's, else the version's own."""
-    if process_id == own_process_id:
-        return version_id
-    bound = (meta.get("calls") or {}).get(process_id)
-    return bound["version_id"] if bound and bound.get("version_id") else version_id
 
 
 # --- ordering the bundles of one deploy --------------------------------------------------------------------
