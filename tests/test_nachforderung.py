@@ -244,3 +244,25 @@ def test_a_camunda_model_cannot_call_a_spiff_model(rt):
         deploy(rt, [Bundle({"camunda.bpmn": xml.encode()})])
     [problem] = refused.value.problems
     assert problem.element == "Nachfordern" and "spiff model" in problem.message
+
+
+def test_nested_calls_across_models_and_id_clashes(rt, clock):
+    """oben → mittel → nachforderung, each deployed on its own; a user task id used on both sides is refused."""
+    deploy(rt, [nachforderung()])
+    mittel = CALLER.format(pid="mittel", called="nachforderung")
+    for old in ("Pruefen", "Vollstaendig", "Nachfordern", "Beginn", "Ende", "Lane_Steuern", "Collab", '"P"'):
+        mittel = mittel.replace(old, "M" + old if not old.startswith('"') else '"MP"')
+    deploy(rt, [Bundle({"mittel.bpmn": mittel.encode()})])
+    clash = CALLER.format(pid="clash", called="mittel").replace("Pruefen", "MPruefen")
+    with pytest.raises(DeployError) as refused:
+        deploy(rt, [Bundle({"clash.bpmn": clash.encode()})])
+    [problem] = refused.value.problems
+    assert problem.element == "MPruefen" and problem.file == "clash.bpmn" and problem.line
+    assert "also a user task of the called model 'mittel'" in problem.message
+    deploy(rt, [Bundle({"oben.bpmn": CALLER.format(pid="oben", called="mittel").encode()})])
+    [oben] = versions(rt, "oben")
+    assert set(oben["meta"]["calls"]) == {"mittel", "nachforderung"}
+    [case] = start_case(rt, "oben", "marburg", {})
+    complete(rt, case["id"], "Pruefen", {"vollstaendig": False})
+    complete(rt, case["id"], "MPruefen", {"vollstaendig": False})
+    assert "Nachforderung_Schreiben" in open_tasks(rt, case["id"])
