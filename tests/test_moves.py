@@ -227,6 +227,9 @@ def test_cli_case_move_preview_and_move(cli, tmp_path):
     assert cli.json("case", "show", str(started["ids"][0]))["version"] == 2
     text = cli("case", "move", "--process", "umzug", "--from", "2", "--to", "1", check=False)
     assert text.returncode == 1 and "later version" in text.stderr
+    versions = cli.json("process", "versions", "umzug")["versions"]
+    assert [(v["version"], v["cases"]["open"], v["starts_new_cases"]) for v in versions] == \
+        [(2, 2, True), (1, 0, False)]
     diff = cli.json("process", "diff", "umzug", "1", "2")
     assert [e["id"] for e in diff["added"]] == ["C"] and [e["id"] for e in diff["removed"]] == ["B"]
 
