@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .cases import SYSTEM, record
-from .errors import NotFound, OzgflowError
+from .errors import CaseSuspended, NotFound, OzgflowError
 from .lean import Lean
 
 log = logging.getLogger("ozgflow.worker")
@@ -274,6 +274,12 @@ class Worker:
             counts.done += 1
         except LeaseLost as exc:
             log.warning("%s", exc)
+            counts.lost += 1
+        except CaseSuspended:  # suspended after the claim (engine.suspension): back to waiting, no try counted
+            job.finished = False
+            with Lean.transaction(self.rt.db) as db:
+                db.run(f"UPDATE job SET state = 'pending', lease_until = NULL, locked_by = NULL, "
+                       f"attempts = attempts - 1 WHERE {FENCE}", (job.id, job.locked_by, job.attempts))
             counts.lost += 1
         except Exception as exc:  # a failing job is the job's problem, never the worker's: record, go on
             job.finished = False

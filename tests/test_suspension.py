@@ -162,3 +162,23 @@ def test_cli_suspend_resume_terminate(cli, tmp_path):
     shown = cli.json("case", "show", str(case_id))
     assert shown["state"] == "terminated"
     assert [h["actor"] for h in shown["history"] if h["action"] == "case_suspended"] == ["admin1"]
+
+
+def test_job_claimed_before_the_suspension_goes_back_without_a_try_counted(rt, clock):
+    from engine.jobs import Counts, claim
+
+    put(rt, "frist", [timer("Warten", "Frist", "PT1H"), user("A", "Prüfen")])
+    case_id = start_case(rt, "frist", "giessen")[0]["id"]
+    clock.advance(hours=2)
+    worker = Worker(rt, name="w1")
+    [job] = claim(rt, worker.name, clock())
+    suspend(rt, case_id, "admin1", "gerade jetzt")
+    counts = Counts()
+    worker.run(job, counts)
+    with rt.db.connect() as conn:
+        row = conn.execute(text("SELECT state, attempts, last_error FROM job WHERE id = :j"), {"j": job.id}).one()
+    assert tuple(row) == ("pending", 0, None)
+    assert "timer_fired" not in actions(rt, case_id)
+    resume(rt, case_id, "admin1", "weiter")
+    assert Worker(rt).run_due().done == 1
+    assert [t["element_id"] for t in list_tasks(rt, case_id=case_id)] == ["A"]
