@@ -153,8 +153,9 @@ def seed(rt, mailbox_url=None, plan=None, note=None):
             skipped.append({"entry": index, "reason": why})
         else:
             prepared.append((index, entry, attempt(index, _prepare, rt, entry, mailbox_url is not None)))
-    pickups = [_pickup_process(rt, tenant, mailbox_url, ids)
-               for tenant, ids in _send_all(prepared, mailbox_url, attempt).items()]
+    sent = list(_send_all(prepared, mailbox_url, attempt).items())
+    share = max(1, min(len(sent), os.cpu_count() or 1))  # a process per CPU, each with some of the cities
+    pickups = [_pickup_process(rt, mailbox_url, sent[i::share]) for i in range(share) if sent[i::share]]
     try:
         for index, _entry, job in prepared:
             if job and job["outgoing"] is None:
@@ -192,16 +193,18 @@ def _wait_all(processes):
             proc.kill()
 
 
-def _pickup_process(rt, tenant_id, url, submission_ids):
-    """A child process that picks up the tenant's submissions one by one, in the order they were sent (the
-    mailbox lists them by the second they arrived), on this runtime's database and files."""
+def _pickup_process(rt, url, cities):
+    """A child process that picks up the submissions of some cities ([(tenant id, [submission ids])]), one by
+    one in the order they were sent (the mailbox lists them by the second they arrived), on this runtime's
+    database and files."""
     import subprocess
     import sys
 
     env = {**os.environ, "OZGFLOW_DATABASE_URL": rt.settings.database_url, "OZGFLOW_VAR": str(rt.settings.var_dir),
            "OZGFLOW_TENANTS": str(rt.settings.tenants_file), "OZGFLOW_FITCONNECT_URL": url}
-    code = "import sys; from ozgflow.demo import pickup_in_order; pickup_in_order(sys.argv[1], sys.argv[2:])"
-    return subprocess.Popen([sys.executable, "-c", code, tenant_id, *submission_ids], env=env,
+    code = "import sys; from ozgflow.demo import pickup_in_order; pickup_in_order(sys.argv[1:])"
+    args = [f"{tenant}:{','.join(ids)}" for tenant, ids in cities]
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
                             stdout=subprocess.DEVNULL)  # its log lines go where ours go
 
 
@@ -218,15 +221,17 @@ class _InOrder:
         return sorted(self._source.pending(), key=lambda item: self._rank.get(item["submissionId"], len(self._rank)))
 
 
-def pickup_in_order(tenant_id, submission_ids):
-    """The pickup child's work (engine.intake.pickup, one at a time, in ``submission_ids`` order)."""
+def pickup_in_order(cities):
+    """The pickup child's work: for each "tenant:id,id,…", engine.intake.pickup one at a time in that order."""
     from engine.intake import pickup, sources
     from engine.runtime import Runtime
 
     rt = Runtime()
     try:
-        for tid, source in sources(rt, tenant_id):
-            pickup(rt, tid, _InOrder(source, submission_ids), parallel=1)
+        for spec in cities:
+            tenant_id, _, ids = spec.partition(":")
+            for tid, source in sources(rt, tenant_id):
+                pickup(rt, tid, _InOrder(source, ids.split(",")), parallel=1)
     finally:
         rt.close()
 
