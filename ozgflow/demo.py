@@ -124,7 +124,7 @@ def seed(rt, mailbox_url=None, plan=None, note=None):
     "skipped": [...]}, in plan order), or None when seeded before. ``note(text)`` hears what is skipped.
 
     In three rounds, so that the slow parts overlap: every application is encrypted and sent first; then each
-    city's destination is picked up (``engine.intake.pickup``) by a child process of its own — loading a
+    city's destination is picked up (``engine.intake.pickup``) in child processes, one per CPU — loading a
     destination's 4096-bit keys keeps a CPU busy for a while — while this process starts and works the cases
     that do not come by mail; last, the mailbox cases' steps, in plan order. One city's cases are picked up one
     by one, in the order they were sent: the Aktenzeichen are the same on every run."""
