@@ -116,6 +116,8 @@ def context(tenant, case, data, name, title=None, today=None):
     created = case.get("created_at")
     settings = dict(tenant.settings or {})
     settings.pop("mail", None)  # never hand mail credentials' settings to a template
+    for key in [k for k in settings if "secret" in k]:  # nor the ePayment secret (payment_notify_secret…)
+        settings.pop(key)
     return {
         "case": {"id": case.get("id"), "aktenzeichen": case.get("aktenzeichen"), "tenant": case.get("tenant"),
                  "process_id": case.get("process_id"),

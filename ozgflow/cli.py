@@ -252,7 +252,10 @@ def tenants(as_json):
     from engine.tenants import load_tenants
 
     cfg = load_tenants(Settings.from_env().tenants_file)
-    doc = [{"id": t.id, "name": t.name, "ags": t.ags,
+    doc = [{"id": t.id, "name": t.name, "ags": t.ags, "aktenzeichen_pattern": t.aktenzeichen_pattern,
+            "aktenplan": t.aktenplan,
+            "settings": {k: v for k, v in t.settings.items()  # no secrets: names of variables only
+                         if k not in ("name", "ags", "aktenzeichen_pattern", "aktenplan") and "secret" not in k},
             "destinations": [{"id": d.id, "services": list(d.services)} for d in t.destinations],
             "services": [{"leika": b.leika, "process": b.process} for b in cfg.bindings if b.tenant in (None, t.id)]}
            for t in cfg.tenants.values()]

@@ -98,11 +98,14 @@ def test_cli_case_lifecycle_each_call_a_fresh_process(cli, tmp_path, hundesteuer
     assert again.returncode == 1 and "already completed" in again.stderr
     [decide] = cli.json("task", "list", "--tenant", "marburg")
     assert decide["element_id"] == "Task_Festsetzen"
-    cli("task", "complete", decide["id"], "--user", "bob", "--data",
-        '{"jahressteuer": 90, "entscheidung": "festgesetzt"}')
+    cli("task", "complete", decide["id"], "--user", "bob", "--data", '{"entscheidung": "festgesetzt"}')
+    cli("worker", "--once")  # Steuermarke, Sollstellung (background service calls), the tax notice's PDF
+    [post] = cli.json("task", "list", "--tenant", "marburg")
+    assert post["element_id"] == "Send_Steuerbescheid_Postversand"  # a tax notice goes by post
+    cli("task", "complete", post["id"], "--user", "post", "--data", "{}")
     shown = cli.json("case", "show", started["id"])
     assert set(shown) >= {"id", "state", "process_id", "version", "tenant", "aktenzeichen", "data", "tasks", "history"}
-    assert shown["state"] == "completed" and shown["data"]["steuer_vorschlag"] == 90
+    assert shown["state"] == "completed" and shown["data"]["steuer_berechnet"] == 90 == shown["data"]["jahressteuer"]
     assert all(set(h) == {"at", "actor", "action", "element_id", "old", "new"} for h in shown["history"])
     listed = cli.json("case", "list")
     assert listed == [{"id": started["id"], "state": "completed", "process_id": "hundesteuer-anmeldung",

@@ -313,3 +313,27 @@ def test_kasse_sollstellung_needs_a_background_call_and_the_case_records_it(kass
 def test_the_shipped_file_is_also_valid_when_copied(tmp_path):
     shutil.copy(SHIPPED, tmp_path / "t.toml")
     assert load_tenants(tmp_path / "t.toml").get("fulda").settings["kasse"]["kassenzeichen_pattern"]
+
+
+def test_tenants_json_shows_the_settings_but_no_secret():
+    from click.testing import CliRunner
+
+    from ozgflow.cli import main
+
+    result = CliRunner().invoke(main, ["tenants", "--json"], env={"OZGFLOW_TENANTS": str(SHIPPED)})
+    assert result.exit_code == 0, result.output
+    cities = {t["id"]: t for t in json.loads(result.output)}
+    fulda = cities["fulda"]
+    assert fulda["aktenzeichen_pattern"].startswith("FD-") and fulda["aktenplan"]
+    assert fulda["settings"]["processes"]["hundesteuer-anmeldung"]["gefaehrlicher_hund"] == 660.0
+    assert fulda["settings"]["letterhead"]["authority"] == "Stadt Fulda"
+    assert "secret" not in result.output.replace("client_secret_env", "")
+
+
+def test_letters_see_the_letterhead_but_not_the_payment_secret():
+    from engine.letters import context
+
+    tenant = load_tenants(SHIPPED).get("wetzlar")
+    ctx = context(tenant, {"id": 1}, {}, "x")
+    assert ctx["tenant"]["letterhead"]["street"] == "Ernst-Leitz-Straße 30"
+    assert not [k for k in ctx["tenant"] if "secret" in k] and "mail" not in ctx["tenant"]
