@@ -34,6 +34,9 @@ def finish_mailbox_case(box):
     poll_all(box.rt, base_url=box.url)
     case_id = next(t["case_id"] for t in list_tasks(box.rt, tenant="marburg"))
     for step in STEPS:
+        if step.get("jobs"):  # e.g. the letter job before a Postversand task (engine.dispatch)
+            Worker(box.rt).run_due()
+            continue
         task = next(t for t in list_tasks(box.rt, case_id=case_id) if t["element_id"] == step["task"])
         complete_task(box.rt, task["id"], step["user"], step["data"])
     export_due(box.rt)
@@ -85,8 +88,11 @@ def test_closed_mailbox_case_is_a_valid_xdomea_package(exported):
     # every attachment, byte for byte as the citizen sent it (the metadata's SHA-512)
     named = {a["hash"]["content"] for a in json.loads(submission)["contentStructure"]["attachments"]}
     documents = {n: c for n, c in files.items() if n != message_name}
-    assert len(documents) == len(named) == len(list(vorgang.iter(f"{NS}Dokument"))) > 0
-    assert {hashlib.sha512(c).hexdigest() for c in documents.values()} == named
+    with box.rt.reader.connect() as conn:  # and the letters the case sent (engine.dispatch)
+        letters = set(conn.execute(sql("SELECT sha512 FROM document WHERE case_id = :c AND purpose = 'letter'"),
+                                   {"c": case_id}).scalars())
+    assert len(documents) == len(named) + len(letters) == len(list(vorgang.iter(f"{NS}Dokument"))) > 0
+    assert {hashlib.sha512(c).hexdigest() for c in documents.values()} == named | letters
     report = verify_case(box.rt, case_id)
     assert report["ok"] and not report["confirmed"] and "not yet confirmed" in report["message"], report
 

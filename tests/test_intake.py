@@ -7,6 +7,7 @@ keys are made once per module (2048-bit: generated keys only, to save time).
 import json
 import os
 import random
+import shutil
 import sqlite3
 import time
 import uuid
@@ -82,6 +83,7 @@ class World:
 @pytest.fixture
 def world(db_url, keys_var, tmp_path):
     tenants = load_tenants(DEFAULT_TENANTS)
+    shutil.rmtree(keys_var / "kasse", ignore_errors=True)  # the treasury's records of an earlier test's database
     server_db = tmp_path / "fitconnect-server.sqlite"
     app = create_app({"DATABASE": str(server_db), "VAR_DIR": str(keys_var), "DESTINATIONS": tenants.destinations,
                       "SIGNING_KEY_FILE": str(keys_var / "delivery-service.signing.private.jwk.json")})
