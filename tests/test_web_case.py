@@ -22,7 +22,7 @@ def test_case_page_shows_data_readably_and_history_in_german(logged_in, web_rt):
     assert "<li>Bello</li><li>Luna</li>" in html and "{&#34;" not in html and '{"hundename' not in html
     for words in ("Vorgang angelegt", "Automatischer Schritt ausgeführt", "Angabe gesetzt", "Status geändert"):
         assert words in html
-    assert "steuer_vorschlag: 90" in html and "wartet" in html
+    assert "steuer_berechnet: 90" in html and "wartet" in html
     assert "case_started" not in html and "variable_set" not in html
 
 
@@ -55,7 +55,7 @@ def test_diagram_is_served_by_the_app_with_markers(logged_in, web_rt):
     states = json.loads(re.search(r"data-states='([^']+)'", html).group(1))
     assert states == element_states(web_rt, case_id)
     assert states["active"] == ["Task_AntragPruefen"]
-    assert {"StartEvent_Antrag", "Script_Vorschlag"} <= set(states["completed"])
+    assert {"StartEvent_Antrag", "Script_Angaben", "Rule_Steuersatz"} <= set(states["completed"])
     xml = logged_in.get(f"/vorgaenge/{case_id}/diagramm.bpmn")
     assert xml.status_code == 200 and xml.mimetype == "application/xml"
     assert b'id="Task_AntragPruefen"' in xml.data and b"BPMNDiagram" in xml.data

@@ -92,10 +92,12 @@ def test_complete_claims_on_the_way_and_advances_the_case(logged_in, web_rt):
     done = logged_in.get(f"/aufgaben/{tid}").get_data(as_text=True)
     assert "abgeschlossen von anna" in done and "Abschließen</button>" not in done
     # the next form: numbers typed the German way
-    bad = submit(logged_in, nxt["id"], action="complete", jahressteuer="neunzig", entscheidung="festgesetzt")
+    bad = submit(logged_in, nxt["id"], action="complete", abweichende_jahressteuer="neunzig",
+                 entscheidung="festgesetzt")
     assert bad.status_code == 422 and "Bitte eine Zahl eingeben." in bad.get_data(as_text=True)
     assert 'value="neunzig"' in bad.get_data(as_text=True)
-    ok = submit(logged_in, nxt["id"], action="complete", jahressteuer="90,50", entscheidung="festgesetzt")
+    ok = submit(logged_in, nxt["id"], action="complete", abweichende_jahressteuer="90,50", entscheidung="festgesetzt",
+                begruendung="Ermäßigung nach der Satzung")
     assert ok.status_code == 302 and list_tasks(web_rt, case_id=case_id) == []
 
 
