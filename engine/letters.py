@@ -22,7 +22,7 @@ import posixpath
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, Undefined
+from jinja2 import BaseLoader, ChainableUndefined, TemplateNotFound, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
@@ -74,8 +74,34 @@ class _Loader(BaseLoader):
         return self.files[path].decode("utf-8"), path, lambda: True
 
 
-class _LenientUndefined(Undefined):
-    """A missing value renders empty (the letter must not fail for an optional field)."""
+class _LenientUndefined(ChainableUndefined):
+    """A missing value renders empty (the letter must not fail for an optional field); what the sandbox
+    refused (an unsafe attribute) fails the rendering, however it is used."""
+
+    def _refused(self):
+        if self._undefined_exception is SecurityError:
+            self._fail_with_undefined_error()
+
+    def __getattr__(self, name):
+        self._refused()
+        if name[:2] == "__":
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, _key):
+        self._refused()
+        return self
+
+    def __str__(self):
+        self._refused()
+        return ""
+
+    def __html__(self):
+        return str(self)
+
+    def __iter__(self):
+        self._refused()
+        return iter(())
 
 
 def environment(files):
@@ -87,6 +113,8 @@ def environment(files):
 
 
 def _german_date(value):
+    if isinstance(value, Undefined):
+        return ""
     if isinstance(value, str):
         try:
             value = date.fromisoformat(value[:10])
@@ -98,6 +126,8 @@ def _german_date(value):
 
 
 def _euro(value):
+    if isinstance(value, Undefined):
+        return ""
     try:
         amount = float(value)
     except (TypeError, ValueError):
@@ -114,8 +144,7 @@ def context(tenant, case, data, name, title=None, today=None):
     """The template context of contract A. ``case``: a mapping with id, aktenzeichen, tenant, process_id,
     created_at; ``tenant``: an ``engine.tenants.Tenant``."""
     created = case.get("created_at")
-    settings = dict(tenant.settings or {})
-    settings.pop("mail", None)  # never hand mail credentials' settings to a template
+    settings = _public(tenant.settings or {})
     for key in [k for k in settings if "secret" in k]:  # nor the ePayment secret (payment_notify_secret…)
         settings.pop(key)
     return {
@@ -128,6 +157,21 @@ def context(tenant, case, data, name, title=None, today=None):
         "today": today or datetime.now(BERLIN).date(),
         "letter": {"name": name, "title": title or name},
     }
+
+
+SECRET_WORDS = ("secret", "password", "passwort", "token", "key")
+
+
+def _public(settings):
+    """The tenant's settings without mail server settings and anything that names a secret (a template is
+    uploaded code: it must not be able to print a shared secret into a letter)."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()
+                    if not any(word in str(k).lower() for word in SECRET_WORDS)}
+        return value
+
+    return {k: v for k, v in clean(dict(settings)).items() if k != "mail"}
 
 
 def render_html(files, name, ctx):

@@ -146,6 +146,8 @@ def test_template_renders_with_context_and_escapes_data(rt):
     "{{ data.__class__.__init__.__globals__ }}",
     "{{ cycler.__init__.__globals__.os }}",
     "{% for c in ().__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ ''.__doc__ }}",
+    "{% if ''.__class__ %}x{% endif %}{{ ''.__class__|string }}",
 ])
 def test_sandbox_refuses_escapes(escape):
     tenant_ctx = {"data": {}, "case": {}, "tenant": {"letterhead": {}}, "letter": {}, "today": date(2025, 1, 1)}
@@ -154,9 +156,20 @@ def test_sandbox_refuses_escapes(escape):
     assert "subclasses" not in str(info.value) or "forbids" in str(info.value)
 
 
+def test_templates_never_see_secrets_of_the_tenant_file():
+    from engine.tenants import Tenant
+
+    tenant = Tenant("x", "X-Stadt", "06534014", "{seq}", "000", settings={
+        "payment_notify_secret": "geheim-1", "mail": {"smtp_password_env": "PW"}, "letterhead": {"authority": "A"},
+        "kasse": {"target": "file", "api_token": "geheim-2"}})
+    ctx = letters.context(tenant, {}, {}, "x")
+    html = letters.render_html({"letters/x.html": b"{{ tenant }}"}, "x", ctx)
+    assert "geheim" not in html and "smtp" not in html and "'authority': 'A'" in html.replace("&#39;", "'")
+
+
 def test_sandbox_output_never_holds_internals():
     """Attribute lookups the sandbox does not refuse outright come back empty, never as Python internals."""
-    html = letters.render_html({"letters/x.html": b"[{{ data.__dict__ }}{{ ''.__doc__ }}]"}, "x",
+    html = letters.render_html({"letters/x.html": b"[{{ data.__dict__ }}{{ data.x.y }}]"}, "x",
                                {"data": {}, "tenant": {"letterhead": {}}})
     assert html == "[]"
 
@@ -370,3 +383,47 @@ def test_preview_renders_current_data_and_tenants_stay_apart(rt):
     assert preview(rt, case["id"], "bescheid", pdf=True).startswith(b"%PDF")
     meta = json.loads(rt.db.connect().exec_driver_sql("SELECT meta FROM process_version").scalar())
     assert meta["tasks"]["Pruefen"]["preview_letter"] == "bescheid"
+
+
+CAMUNDA = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="brief" isExecutable="true">
+    <bpmn:startEvent id="S"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="S" targetRef="Senden"/>
+    <bpmn:sendTask id="Senden" name="Antwort senden">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="letter" value="bescheid"/>
+        <camunda:property name="email_allowed" value="true"/>
+      </camunda:properties></bpmn:extensionElements>
+    </bpmn:sendTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="Senden" targetRef="E"/>
+    <bpmn:endEvent id="E"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_camunda_send_task_with_a_letter_is_sent(rt):
+    deploy(rt, [Bundle({"brief.bpmn": CAMUNDA.encode(), "letters/bescheid.html": LETTER.encode()}, source="c")])
+    [case] = start_case(rt, "brief", "marburg", {"name": "Camunda", "antrag": {
+        "reply_channel": {"eMail": {"address": "c@example.org"}}}})
+    assert get_case(rt, case["id"])["state"] == "running"  # waits for the letter job
+    Worker(rt).run_due()
+    done = get_case(rt, case["id"])
+    assert done["state"] == "completed" and done["data"]["letters"]["bescheid"]["channel"] == "email"
+    assert done["data"]["letters"]["bescheid"]["deemed_delivered_on"] is None
+    assert len(list((Path(rt.settings.var_dir) / "mail" / "marburg").glob("*.eml"))) == 1
+
+
+def test_send_task_without_letter_keeps_the_library_behaviour(rt):
+    plain = CAMUNDA.replace('<camunda:property name="letter" value="bescheid"/>', "")
+    plain = plain.replace("sendTask", "intermediateThrowEvent")  # Camunda send tasks without a letter are refused
+    deploy(rt, [Bundle({"brief.bpmn": plain.encode()}, source="c")])
+    [case] = start_case(rt, "brief", "marburg", {})
+    assert get_case(rt, case["id"])["state"] == "completed" and list_dispatches(rt) == []
+
+
+def test_missing_values_render_empty_not_as_a_failure():
+    html = letters.render_html({"letters/x.html": b"[{{ data.fehlt|euro }}|{{ data.fehlt|datum }}|{{ data.a.b }}]"},
+                               "x", {"data": {}})
+    assert html == "[||]"
