@@ -44,6 +44,9 @@ ACTIONS = {
     "case_resumed": "Vorgang fortgesetzt",
     "case_terminated": "Vorgang beendet",
     "case_moved": "Auf neue Modellversion umgestellt",
+    "letter_created": "Brief erzeugt",
+    "postversand_requested": "Brief zum Postversand gegeben",
+    "letter_dispatched": "Brief versandt",
 }
 STATES = {"running": "in Bearbeitung", "waiting": "wartet", "completed": "abgeschlossen", "error": "Fehler",
           "suspended": "angehalten", "terminated": "beendet (abgebrochen)", None: "—"}
