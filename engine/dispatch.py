@@ -37,7 +37,7 @@ from . import jobs, letters
 from .blobs import blob_store
 from .cases import RETRIES, SYSTEM, _step_in, iso
 from .deadlines import delivery_fiction
-from .errors import ConcurrentUpdate, NotFound
+from .errors import CaseSuspended, ConcurrentUpdate, NotFound
 from .lean import Lean
 from .schema import Case, Dispatch, Submission
 from .specs import clock_of
@@ -190,6 +190,8 @@ def _load(rt, case_id, task_id):
         case = conn.execute(select(Case.__table__).where(Case.id == case_id)).mappings().first()
         if case is None:
             raise _Stale()
+        if case["state"] == "suspended":  # engine.suspension: nothing is sent until the case is resumed
+            raise CaseSuspended(f"case {case_id} is suspended: its letter waits until an admin resumes it")
         version = rt.version(conn, case["version_id"])
         wf = version.serializer.load(case["workflow"], version.spec, version.subprocess_specs)
         task = _find(wf, task_id)

@@ -427,3 +427,19 @@ def test_missing_values_render_empty_not_as_a_failure():
     html = letters.render_html({"letters/x.html": b"[{{ data.fehlt|euro }}|{{ data.fehlt|datum }}|{{ data.a.b }}]"},
                                "x", {"data": {}})
     assert html == "[||]"
+
+
+def test_a_suspended_case_sends_nothing_until_resumed(rt):
+    from engine.suspension import resume, suspend
+
+    deploy_letter(rt)
+    [case] = start_case(rt, "brief", "marburg", {"name": "Pause", "antrag": {
+        "reply_channel": {"eMail": {"address": "p@example.org"}}}})
+    complete_task(rt, list_tasks(rt, case_id=case["id"])[0]["id"], "anna", {})
+    suspend(rt, case["id"], "admin", "Prüfung durch die Rechtsabteilung")
+    Worker(rt).run_due()
+    outbox = Path(rt.settings.var_dir) / "mail" / "marburg"
+    assert not outbox.exists() or not list(outbox.glob("*.eml"))
+    resume(rt, case["id"], "admin", "geprüft")
+    Worker(rt).run_due()
+    assert len(list(outbox.glob("*.eml"))) == 1 and get_case(rt, case["id"])["state"] == "completed"
