@@ -206,6 +206,8 @@ def test_end_to_end(model, world):
         examples.check_expectations(rt, done, {k: v for k, v in example.get("expect", {}).items()
                                                if k not in ("treasury",)}, name)
         check_letters(rt, done, world["smtp"])
+        if _mails_a_letter(example):  # the example says a letter goes by e-mail: the SMTP server got it
+            assert world["smtp"].messages, "no e-mail reached the SMTP server"
 
         # the electronic file
         Worker(rt).run_due(now=clock() + timedelta(minutes=5))
