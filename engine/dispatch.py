@@ -32,6 +32,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
 from connectors.mail import build_message, deliver, encrypt, mail_settings
+from connectors.seal import seal_for
 
 from . import jobs, letters
 from .blobs import blob_store
@@ -241,6 +242,7 @@ def run_dispatch(rt, job):
     except _Stale:
         return
     html, pdf = render_for(rt, case, dict(task.data), config, files)
+    pdf = seal_for(rt).seal(pdf, tenant=case["tenant"], case_id=case["id"], letter=config["letter"])
     sha256 = blob_store(rt).put(pdf)
     sha512 = hashlib.sha512(pdf).hexdigest()
     channel, reason, address, key = choose_channel(config, reply_channel(metadata, dict(task.data)))

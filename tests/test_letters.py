@@ -4,6 +4,7 @@ citizen's key, the Postversand task for channels we cannot serve, the deemed-del
 
 import email
 import email.policy
+import hashlib
 import json
 import re
 import socket
@@ -443,3 +444,28 @@ def test_a_suspended_case_sends_nothing_until_resumed(rt):
     resume(rt, case["id"], "admin", "geprüft")
     Worker(rt).run_due()
     assert len(list(outbox.glob("*.eml"))) == 1 and get_case(rt, case["id"])["state"] == "completed"
+
+
+class MarkingSeal:
+    """A stand-in seal service: appends a marker after the PDF's end (a real one signs it)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def seal(self, pdf, *, tenant, case_id, letter):
+        self.calls.append((tenant, case_id, letter))
+        return pdf + b"\n%sealed-by-test\n"
+
+
+def test_letters_pass_the_seal_connector_before_storing_and_sending(rt):
+    rt.letter_seal = seal = MarkingSeal()
+    deploy_letter(rt)
+    case = run_case(rt, {"eMail": {"address": "buerger@example.org"}})
+    assert seal.calls == [("marburg", case["id"], "bescheid")]
+    [eml] = list((Path(rt.settings.var_dir) / "mail" / "marburg").glob("*.eml"))
+    [part] = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).iter_attachments()
+    assert part.get_content().endswith(b"%sealed-by-test\n")
+    with rt.reader.connect() as conn:
+        doc = conn.execute(select(Document.__table__).where(
+            Document.id == case["data"]["letters"]["bescheid"]["document_id"])).mappings().one()
+    assert doc["sha256"] == hashlib.sha256(part.get_content()).hexdigest()
