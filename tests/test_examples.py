@@ -20,6 +20,26 @@ def test_example_case(rt, path):
     assert case["state"] == example["expect"]["state"]
     done = [s for s in example["steps"] if "task" in s and not s.get("expect_error")]
     assert [h["action"] for h in case["history"]].count("task_completed") == len(done)
+    if case["state"] == "completed" and path.parent.parent.name in SHARED_MODELS:
+        _filed_in_the_eakte(rt, case)
+
+
+def _filed_in_the_eakte(rt, case):
+    """A closed case of a shared model goes to the E-Akte: an XSD-valid package with its letters, retained as the
+    model says (the export job runs a minute after the close; the runtime's clock is the wall clock here)."""
+    from sqlalchemy import select
+
+    from engine.jobs import Worker
+    from engine.schema import EfileExport
+
+    Worker(rt).run_due()
+    with rt.reader.connect() as conn:
+        export = conn.execute(select(EfileExport.documents, EfileExport.retention_years)
+                              .where(EfileExport.case_id == case["id"])).one()
+    names = [d["name"] for d in json.loads(export.documents)]
+    assert len(names) >= len(case["data"].get("letters") or {}), names
+    years = {"hundesteuer-anmeldung": 10, "gewerbeanmeldung": 10, "bewohnerparkausweis": 3}
+    assert export.retention_years == years.get(case["process_id"], 10)
 
 
 SHARED_MODELS = ("hundesteuer-anmeldung", "gewerbeanmeldung", "bewohnerparkausweis", "digitaler-briefkasten")
