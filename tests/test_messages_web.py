@@ -52,7 +52,9 @@ def test_message_api_delivers_keeps_and_dead_letters(client, users, web_rt):
 
 def _with_payment_secret(rt):
     marburg = rt.tenants.tenants["marburg"]
-    rt.tenants.tenants["marburg"] = replace(marburg, settings={**marburg.settings, "payment_notify_secret": SECRET})
+    # the default message name "zahlung" (the shipped cities name theirs zahlung_eingegangen)
+    settings = {**marburg.settings, "payment_notify_secret": SECRET, "payment_message": "zahlung"}
+    rt.tenants.tenants["marburg"] = replace(marburg, settings=settings)
 
 
 def _signed(body):
