@@ -215,6 +215,16 @@ def _paid(payment):
             "amount_cents": cents(payment.get("grossAmount") or 0), "at": payment.get("transactionTimestamp")}
 
 
+def _fresh_number(rt, tenant, target, pattern, tries=1000):
+    """The next Kassenzeichen the treasury has not seen: a number it holds already (the database was reset while
+    the treasury kept its records) is skipped, never handed out twice."""
+    for _ in range(tries):
+        kassenzeichen = next_number(rt, tenant, "kasse", pattern)
+        if not hasattr(target, "existing") or target.existing(kassenzeichen) is None:
+            return kassenzeichen
+    raise TreasuryError(f"tenant {tenant}: {tries} Kassenzeichen in a row are taken in the treasury already")
+
+
 def sollstellung(case, amount, purpose, debtor_name, debtor_address="", due_dates=None, due_in_days=None,
                  faelligkeiten=None, payment=None, idempotency_key=None):
     """Service ``kasse_sollstellung``: hand one receivable of the case to the tenant's treasury.
@@ -235,7 +245,7 @@ def sollstellung(case, amount, purpose, debtor_name, debtor_address="", due_date
                     "due_dates": done["due_dates"], "paid": done.get("paid") is not None,
                     "location": str(target.path_for(kassenzeichen))}
     if kassenzeichen is None:
-        kassenzeichen = next_number(rt, case.tenant, "kasse", settings["kassenzeichen_pattern"])
+        kassenzeichen = _fresh_number(rt, case.tenant, target, settings["kassenzeichen_pattern"])
         if idempotency_key and hasattr(target, "remember"):
             target.remember(idempotency_key, kassenzeichen)
     today = rt.clock().astimezone(BERLIN).date()
