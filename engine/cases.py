@@ -132,6 +132,12 @@ def _due(value, now):
         return None
 
 
+def _task_due(task, meta, now):
+    """The due date of a new task: from the variable ``dueDateVariable`` names when it holds one, else ``dueDate``."""
+    chosen = task.data.get(meta["due_variable"]) if meta.get("due_variable") else None
+    return (_due(chosen, now) if isinstance(chosen, str) else None) or _due(meta.get("due"), now)
+
+
 INSERT_TASK = ('INSERT INTO task (id, case_id, tenant, process_id, element_id, title, assignee, candidate_users, '
                'due_at, follow_up_at, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
 INSERT_GROUP = "INSERT INTO task_group (task_id, group_name) VALUES (?, ?)"
@@ -152,7 +158,7 @@ def _insert_tasks(db, tasks, version, case_id, tenant, now):
                      meta.get("title") or t.task_spec.bpmn_name or element,
                      assignee if assignee and "${" not in assignee else None,
                      json.dumps(meta.get("candidate_users", [])),
-                     db.ts(_due(meta.get("due"), now)), db.ts(_due(meta.get("follow_up"), now)), created, "open"))
+                     db.ts(_task_due(t, meta, now)), db.ts(_due(meta.get("follow_up"), now)), created, "open"))
         groups += [(tid, g) for g in meta.get("groups", ())]
         if meta.get("groups_variable"):  # groups chosen in the case (e.g. the department of a triage)
             chosen = t.data.get(meta["groups_variable"])

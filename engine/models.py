@@ -490,6 +490,9 @@ def _task_meta(ts, trees, bundle, lines, problems):
     meta["candidate_users"] += _split(props.get("candidateUsers"))
     meta["assignee"] = props.get("assignee") or meta["assignee"]
     meta["due"] = props.get("dueDate") or meta["due"]
+    due_var = (props.get("dueDateVariable") or "").strip()  # a variable with an ISO duration or date, e.g. a
+    if due_var:                                             # city's processing deadline ("P30D"); dueDate else
+        meta["due_variable"] = due_var
     # Vier-Augen: the element id of an earlier task whose completer may not complete this one
     camunda_props = {p.get("name"): p.get("value") for p in node.iter(f"{{{CAMUNDA_NS}}}property")} \
         if node is not None else {}

@@ -342,3 +342,18 @@ def test_letters_see_the_letterhead_but_not_the_payment_secret():
     ctx = context(tenant, {"id": 1}, {}, "x")
     assert ctx["tenant"]["letterhead"]["street"] == "Ernst-Leitz-Straße 30"
     assert not [k for k in ctx["tenant"] if "secret" in k] and "mail" not in ctx["tenant"]
+
+
+def test_the_city_processing_deadline_is_the_due_date_of_the_first_check(kassel_rt):
+    from datetime import UTC, datetime, timedelta
+
+    from engine.examples import Clock
+
+    kassel_rt.clock = Clock(datetime(2025, 6, 2, 8, 0, tzinfo=UTC))
+    data = example("hundesteuer-anmeldung", "offen-limburg")["data"]
+    due = {}
+    for city in ("marburg", "kassel"):  # Marburg: [tenants.marburg.ikz] processing_days 30; Kassel: none, P14D
+        [started] = start_case(kassel_rt, "hundesteuer-anmeldung", city, data)
+        [task] = list_tasks(kassel_rt, case_id=started["id"])
+        due[city] = datetime.fromisoformat(task["due"].replace("Z", "+00:00")) - kassel_rt.clock()
+    assert due == {"marburg": timedelta(days=30), "kassel": timedelta(days=14)}
