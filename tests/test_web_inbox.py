@@ -39,7 +39,8 @@ def test_soonest_due_first_and_overdue_marked(client, users, web_rt, clock):
     first = start(web_rt)[0]
     clock.advance(days=3)
     second = start(web_rt)[0]
-    clock.advance(days=12)  # the first task (due after 14 days) is overdue now, the second is not
+    clock.advance(days=28)  # the first task (due after Marburg's processing deadline, 30 days) is overdue now,
+    #                         the second is not
     login(client, "anna")
     html = client.get("/posteingang").get_data(as_text=True)
     assert task_ids(html) == [open_task(web_rt, first)["id"], open_task(web_rt, second)["id"]]
