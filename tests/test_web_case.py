@@ -4,7 +4,7 @@ import json
 import re
 
 from test_web_fixtures import *  # noqa: F403
-from test_web_fixtures import csrf_of, login, start
+from test_web_fixtures import csrf_of, login, open_task, start
 
 from engine.audit import history, verify_chain
 from engine.inbox import element_states
@@ -24,6 +24,11 @@ def test_case_page_shows_data_readably_and_history_in_german(logged_in, web_rt):
         assert words in html
     assert "steuer_berechnet: 90" in html and "wartet" in html
     assert "case_started" not in html and "variable_set" not in html
+    # the city's settings copied into the case (fees, departments, letterhead) are configuration, not Antragsdaten
+    assert web_rt.tenants.get("marburg").name in html  # the header names the city …
+    assert "<dt>stadt</dt>" not in html and "<dt>abteilungen</dt>" not in html  # … the data does not list its settings
+    task_html = logged_in.get(f"/aufgaben/{open_task(web_rt, case_id)['id']}").get_data(as_text=True)
+    assert "<dt>halter</dt>" in task_html and "<dt>stadt</dt>" not in task_html
 
 
 def test_comments_are_stored_audited_and_escaped(logged_in, web_rt):

@@ -25,12 +25,25 @@ def init_app(app):
     app.after_request(_security_headers)
     app.jinja_env.filters["datum"] = format_date
     app.jinja_env.filters["zeit"] = format_datetime
+    app.jinja_env.filters["antragsdaten"] = case_facts
 
     @app.context_processor
     def _globals():
         user = g.get("user")
         tenant = rt().tenants.tenants.get(user.tenant) if user else None
         return {"user": user, "tenant": tenant}
+
+
+# Case variables that are configuration, not facts of the case: the city's settings a case gets at start
+# (engine.tenant_settings: fees, zones, departments, letterhead). The case and task pages leave them out.
+CONFIGURATION_KEYS = frozenset({"stadt"})
+
+
+def case_facts(data):
+    """The case data without the configuration copied into it (what a caseworker reads as 'Antragsdaten')."""
+    if not isinstance(data, dict):
+        return data
+    return {k: v for k, v in data.items() if k not in CONFIGURATION_KEYS}
 
 
 def _load_user():
