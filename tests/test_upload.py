@@ -74,7 +74,7 @@ def test_designer_uploads_files_and_gets_the_next_version(client, upload_rt):
     same = post(client, upload_rt, [("p.bpmn", user_task_process("p", name="Anders"))])
     assert same.status_code == 200 and same.get_json()["versions"][0]["new"] is False
 
-    listing = client.get(URL, headers=bearer(upload_rt, "anna")).get_json()["models"]
+    listing = client.get(URL, headers=bearer(upload_rt)).get_json()["models"]
     by_id = {m["process_id"]: m for m in listing}
     assert [v["version"] for v in by_id["p"]["versions"]] == [2, 1]
     assert by_id["p"]["versions"][0]["executable"] is True
@@ -98,6 +98,7 @@ def test_caseworker_403_and_no_token_401(client, upload_rt):
     assert post(client, upload_rt, [("p.bpmn", user_task_process("p"))], name="anna").status_code == 403
     assert client.post(URL, data={}).status_code == 401
     assert client.get(URL).status_code == 401
+    assert client.get(URL, headers=bearer(upload_rt, "anna")).status_code == 403  # listing: designers and admins
     assert count_versions(upload_rt) == 0
 
 

@@ -5,8 +5,8 @@ page ``/modelle`` (German, role designer or admin, CSRF-protected form; the same
 ``files`` — ``.bpmn``, ``.dmn``, form files, letter templates — or one zip of a process folder. Answers:
 201 ``{"versions": [{"process_id", "version", "new"}]}`` (200 when nothing was new), 422
 ``{"errors": [{"file", "line", "element", "message"}]}`` with nothing stored, 413 over a limit, 403 for
-other roles. ``GET /api/v1/process-models`` lists every model and its versions (models are shared: any
-token may read the list).
+other roles. ``GET /api/v1/process-models`` lists every model and its versions (models are shared by all
+cities; designers and admins only, 403 for other roles).
 
 | setting (env OZGFLOW_…)     | default                                   |
 |-----------------------------|-------------------------------------------|
@@ -58,7 +58,7 @@ def designer_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if g.user.role not in DESIGNER_ROLES:
-            return error(403, "only designers (and admins) may upload process models")
+            return error(403, "only designers (and admins) may upload or list process models")
         return view(*args, **kwargs)
 
     return token_required(wrapped)
@@ -102,7 +102,7 @@ def upload():
 
 
 @api_bp.get("/process-models")
-@token_required
+@designer_required
 def models():
     found = list_models(rt())
     counts = counts_by_version(rt())  # engine.versions: cases per version (open: running, waiting, error, suspended)

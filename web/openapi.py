@@ -10,12 +10,15 @@ _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"},
                          "fields": {"type": "object", "additionalProperties": {"type": "string"},
                                     "description": "messages per form field (422)"}}}
-_TASK = {"type": "object", "required": ["id", "case_id", "element_id", "title", "groups", "assignee", "due"],
+_TASK = {"type": "object",
+         "required": ["id", "case_id", "element_id", "title", "groups", "assignee", "due", "follow_up"],
          "properties": {"id": {"type": "string", "format": "uuid"}, "case_id": {"type": "integer"},
                         "element_id": {"type": "string"}, "title": {"type": "string"},
                         "groups": {"type": "array", "items": {"type": "string"}},
                         "assignee": {"type": ["string", "null"]},
-                        "due": {"type": ["string", "null"], "format": "date-time"}}}
+                        "due": {"type": ["string", "null"], "format": "date-time"},
+                        "follow_up": {"type": ["string", "null"], "format": "date-time",
+                                      "description": "Wiedervorlage (camunda:followUpDate)"}}}
 _CASE = {"type": "object",
          "properties": {"id": {"type": "integer"}, "state": {"type": "string"}, "process_id": {"type": "string"},
                         "version": {"type": "integer"}, "tenant": {"type": "string"},
@@ -147,8 +150,8 @@ def _paths():
              _query("to", {"type": "string", "format": "date"}, "last day (Berlin), default today")],
             description="Token of a team lead or an admin.")},
         "/api/v1/process-models": {
-            "get": _operation("The shared process models and their versions",
-                              {"200": _json(_OBJECT, "models and versions"), **_errors(401)}),
+            "get": _operation("The shared process models and their versions (role designer or admin)",
+                              {"200": _json(_OBJECT, "models and versions"), **_errors(401, 403)}),
             "post": {**_operation(
                 "Upload models (role designer or admin): multipart parts 'files' (.bpmn, .dmn, forms) or one zip",
                 {"201": _json(_OBJECT, "versions made"), "200": _json(_OBJECT, "nothing was new"),
