@@ -138,6 +138,11 @@ def _task_due(task, meta, now):
     return (_due(chosen, now) if isinstance(chosen, str) else None) or _due(meta.get("due"), now)
 
 
+def _task_follow_up(task, meta, now):
+    """The follow-up date of a new task: from the variable ``followUpDate="${var}"`` names, else the literal."""
+    return _task_due(task, {"due_variable": meta.get("follow_up_variable"), "due": meta.get("follow_up")}, now)
+
+
 INSERT_TASK = ('INSERT INTO task (id, case_id, tenant, process_id, element_id, title, assignee, candidate_users, '
                'due_at, follow_up_at, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
 INSERT_GROUP = "INSERT INTO task_group (task_id, group_name) VALUES (?, ?)"
@@ -158,7 +163,7 @@ def _insert_tasks(db, tasks, version, case_id, tenant, now):
                      meta.get("title") or t.task_spec.bpmn_name or element,
                      assignee if assignee and "${" not in assignee else None,
                      json.dumps(meta.get("candidate_users", [])),
-                     db.ts(_task_due(t, meta, now)), db.ts(_due(meta.get("follow_up"), now)), created, "open"))
+                     db.ts(_task_due(t, meta, now)), db.ts(_task_follow_up(t, meta, now)), created, "open"))
         groups += [(tid, g) for g in meta.get("groups", ())]
         if meta.get("groups_variable"):  # groups chosen in the case (e.g. the department of a triage)
             chosen = t.data.get(meta["groups_variable"])
@@ -469,7 +474,7 @@ def list_tasks(rt, case_id=None, tenant=None):
     if tenant is not None:
         where.append("t.tenant = ?")
         params.append(tenant)
-    sql = ("SELECT t.id, t.case_id, t.element_id, t.title, t.assignee, t.due_at FROM task t WHERE "
+    sql = ("SELECT t.id, t.case_id, t.element_id, t.title, t.assignee, t.due_at, t.follow_up_at FROM task t WHERE "
            + " AND ".join(where) + " ORDER BY t.due_at IS NULL, t.due_at, t.created_at, t.id")
     with Lean.transaction(rt.db, readonly=True) as db:
         rows = db.all(sql, params)
@@ -481,7 +486,8 @@ def list_tasks(rt, case_id=None, tenant=None):
                                          "ORDER BY group_name", chunk):
                 groups.setdefault(task_id, []).append(group)
         return [{"id": r[0], "case_id": r[1], "element_id": r[2], "title": r[3], "groups": groups.get(r[0], []),
-                 "assignee": r[4], "due": iso(db.read_ts(r[5])) if r[5] is not None else None} for r in rows]
+                 "assignee": r[4], "due": iso(db.read_ts(r[5])) if r[5] is not None else None,
+                 "follow_up": iso(db.read_ts(r[6])) if r[6] is not None else None} for r in rows]
 
 
 def get_case(rt, case_id):

@@ -143,7 +143,8 @@ def _conditions(person, f, scope, overdue_at=None, stands_in_for=(), by_tenant=F
 
 
 COLUMNS = (TASKS.c.id, TASKS.c.case_id, TASKS.c.element_id, TASKS.c.title, TASKS.c.assignee, TASKS.c.due_at,
-           TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen, CASES.c.state.label("case_state"))
+           TASKS.c.follow_up_at, TASKS.c.process_id, TASKS.c.tenant, CASES.c.aktenzeichen,
+           CASES.c.state.label("case_state"))
 
 
 def _page(conn, conds, offset, limit, dated_total=None):
@@ -236,7 +237,8 @@ def list_inbox(rt, person, f=InboxFilter()):
     counts = {k: v for k, v in counts.items() if "+" not in k}
     items = [{"id": r["id"], "case_id": r["case_id"], "element_id": r["element_id"], "title": r["title"],
               "groups": groups.get(r["id"], []), "assignee": r["assignee"],
-              "due": iso(r["due_at"]) if r["due_at"] else None, "aktenzeichen": r["aktenzeichen"],
+              "due": iso(r["due_at"]) if r["due_at"] else None,
+              "follow_up": iso(r["follow_up_at"]) if r["follow_up_at"] else None, "aktenzeichen": r["aktenzeichen"],
               "applicant": names.get(r["case_id"]), "process_id": r["process_id"], "tenant": r["tenant"],
               "overdue": r["due_at"] is not None and r["due_at"] < now, "suspended": r["case_state"] == "suspended",
               "on_behalf_of": r["assignee"] if r["assignee"] in stands_in_for else None} for r in rows]
@@ -285,6 +287,7 @@ def get_task(rt, person, task_id, conn=None):
     task = dict(row)
     task["groups"] = _groups_of(conn, [task["id"]]).get(task["id"], [])
     task["due"] = iso(task["due_at"]) if task["due_at"] else None
+    task["follow_up"] = iso(task["follow_up_at"]) if task["follow_up_at"] else None  # Wiedervorlage
     # Vertretung: the person stands in for the absent assignee right now
     task["on_behalf_of"] = None
     if task["assignee"] not in (None, person.name) and task["state"] == "open" \

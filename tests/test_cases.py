@@ -89,7 +89,8 @@ def test_cli_case_lifecycle_each_call_a_fresh_process(cli, tmp_path, hundesteuer
     started = cli.json("case", "start", "hundesteuer-anmeldung", "--tenant", "marburg", "--data", f"@{data}")
     assert set(started) == {"id", "aktenzeichen"}
     tasks = cli.json("task", "list", "--case", started["id"])
-    assert [set(t) for t in tasks] == [{"id", "case_id", "element_id", "title", "groups", "assignee", "due"}]
+    assert [set(t) for t in tasks] == [{"id", "case_id", "element_id", "title", "groups", "assignee", "due",
+                                        "follow_up"}]
     assert tasks[0]["title"] == "Antrag prüfen" and tasks[0]["groups"] == ["steuern"]
     bad = cli("task", "complete", tasks[0]["id"], "--user", "anna", "--data", '{"vollstaendig": "ja"}', check=False)
     assert bad.returncode == 1 and "vollstaendig" in bad.stderr and "Traceback" not in bad.stderr

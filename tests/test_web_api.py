@@ -26,7 +26,7 @@ def test_tasks_list_has_the_cli_shape_and_filters(client, users, web_rt):
     assert body["total"] == 3 and len(body["items"]) == 3
     assert body["items"] == list_tasks(web_rt, tenant="marburg")  # exactly what `ozgflow task list --json` says
     first = body["items"][0]
-    assert set(first) == {"id", "case_id", "element_id", "title", "groups", "assignee", "due"}
+    assert set(first) == {"id", "case_id", "element_id", "title", "groups", "assignee", "due", "follow_up"}
     client.post(f"/api/v1/tasks/{first['id']}/claim", headers=h)
     mine = client.get("/api/v1/tasks?scope=mine", headers=h).get_json()
     assert mine["total"] == 1 and mine["items"][0]["assignee"] == "anna"

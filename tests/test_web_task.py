@@ -2,11 +2,14 @@
 
 import re
 
+from conftest import DATA
 from test_web_fixtures import *  # noqa: F403
 from test_web_fixtures import csrf_of, login, open_task, start
 
 from engine.audit import history
-from engine.cases import list_tasks
+from engine.cases import list_tasks, start_case
+from engine.deploy import bundles_from_paths, deploy
+from engine.users import create_token
 from web.forms import errors_of, fields_of, typed_data
 
 FESTSETZEN = {"type": "object", "required": ["jahressteuer", "entscheidung"], "properties": {
@@ -147,3 +150,21 @@ def test_application_data_is_escaped_on_the_task_page(logged_in, web_rt):
     html = logged_in.get(f"/aufgaben/{open_task(web_rt, case_id)['id']}").get_data(as_text=True)
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     assert "<dt>halter</dt><dd><dl class=\"data\"><dt>name</dt><dd>Erika</dd></dl>" in html
+
+
+def test_follow_up_date_shown_in_inbox_task_page_and_api(logged_in, web_rt):
+    """camunda:followUpDate="P3D" (Wiedervorlage) — stored at start, shown to the caseworker and in task JSON."""
+    deploy(web_rt, bundles_from_paths([DATA / "camunda_approval.bpmn"]))
+    case_id = start_case(web_rt, "camunda_approval", "marburg")[0]["id"]
+    [task] = list_tasks(web_rt, case_id=case_id)
+    assert task["follow_up"] == "2026-11-05T09:00:00.000000Z" and task["due"] == "2030-12-01T10:00:00.000000Z"
+    inbox = logged_in.get("/posteingang?scope=mine").get_data(as_text=True)
+    assert "Wiedervorlage 05.11.2026" in inbox
+    page = logged_in.get(f"/aufgaben/{task['id']}").get_data(as_text=True)
+    assert re.search(r"<dt>Wiedervorlage</dt><dd>05\.11\.2026, 10:00</dd>", page)
+    h = {"Authorization": f"Bearer {create_token(web_rt, 'anna')}"}
+    [item] = [t for t in logged_in.get("/api/v1/tasks", headers=h).get_json()["items"] if t["id"] == task["id"]]
+    assert item == task
+    no_follow_up = open_task(web_rt, start(web_rt)[0])  # a task without one: no line, null in JSON
+    assert no_follow_up["follow_up"] is None
+    assert "Wiedervorlage" not in logged_in.get(f"/aufgaben/{no_follow_up['id']}").get_data(as_text=True)

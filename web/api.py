@@ -34,7 +34,7 @@ from .inbox import inbox_filter
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-TASK_KEYS = ("id", "case_id", "element_id", "title", "groups", "assignee", "due")
+TASK_KEYS = ("id", "case_id", "element_id", "title", "groups", "assignee", "due", "follow_up")
 MAX_PAGE = 500
 
 
