@@ -49,6 +49,13 @@ def form_reference(node):
     return None
 
 
+def _app_form_key(node):
+    """The formKey of an HTML form inside the Camunda web app (``embedded:app:…``, ``app:…``), or None: we cannot
+    show it; a task with ``camunda:formData`` gets that form instead."""
+    key = (node.get(f"{{{CAMUNDA_NS}}}formKey") or "").strip()
+    return key if key.startswith(("embedded:app:", "app:")) else None
+
+
 def _label(node):
     name = " ".join((node.get("name") or "").split())
     return f"{node.get('id')!r}" + (f" ({name!r})" if name else "")
@@ -70,6 +77,12 @@ def check_forms(path, tree, files):
                 what = f"no .form file with the id {value!r}" if kind == "form_id" else f"form file {value!r}"
                 problems.append(Problem(path, node.sourceline, node.get("id"),
                                         f"{attr} of {_label(node)}: {what} is not in the upload"))
+        app_form = _app_form_key(node)
+        if app_form and node.find(f".//{{{CAMUNDA_NS}}}formField") is None:
+            problems.append(Problem(path, node.sourceline, node.get("id"),
+                                    f"camunda:formKey {app_form!r} of {_label(node)}: an embedded HTML form of the "
+                                    "Camunda web app cannot be shown; describe the form with camunda:formData or "
+                                    "upload a form file"))
         if node.tag == f"{{{SPIFF_NS}}}property" and node.get("name") in ("formJsonSchemaFilename",
                                                                           "formUiSchemaFilename"):
             value = (node.get("value") or "").strip()

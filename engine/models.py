@@ -12,6 +12,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
@@ -64,6 +65,8 @@ UNSUPPORTED = {
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported",
 }
+UNSUPPORTED_KIND = {"complexGateway": "complex gateway", "compensateEventDefinition": "compensation event",
+                    "linkEventDefinition": "link event"}
 # Elements whose text is a Python expression (eval) or a script (exec) that the engine will run.
 EXPRESSION_TAGS = {
     "conditionExpression", "condition", "timeDate", "timeDuration", "timeCycle", "loopCardinality",
@@ -116,6 +119,12 @@ def element_of(node):
     return None
 
 
+def _named(node):
+    """'id' ('name') of a BPMN element, for messages."""
+    name = " ".join((node.get("name") or "").split())
+    return f"{element_of(node)!r}" + (f" ({name!r})" if name else "")
+
+
 def dialect_of(trees):
     """'camunda' for files from Camunda Modeler, 'spiff' for SpiffWorkflow/bpmn.io files and plain BPMN."""
     namespaces = set()
@@ -144,6 +153,7 @@ def compile_bundle(bundle, max_bytes=10 * 1024 * 1024, lookup=None, services=Non
     problems += _check_xsd(bpmn, bundle)
     problems += [p for path, tree in bpmn.items() for p in check_forms(path, tree, bundle.files)]
     problems += [p for path, tree in bpmn.items() for p in _event_subprocess_problems(path, tree)]
+    problems += _missing_decisions(bpmn, dmn)
     if problems:
         raise DeployError(problems)
     parser = (CamundaTaskParser(services=services, validator=validator()) if dialect == "camunda"
@@ -372,6 +382,27 @@ def _mark_event_subprocesses(trees):
                 node.set(f"{{{BPMN_NS}}}triggeredByEvent", "true")
 
 
+def _missing_decisions(bpmn, dmn):
+    """Business rule tasks whose decision (camunda:decisionRef, spiffworkflow:calledDecisionId) no .dmn file of
+    the upload defines: the parser would only say 'No DMN Diagram available with id …'."""
+    defined = {node.get("id") for tree in dmn.values() for node in tree.getroot().iter()
+               if isinstance(node.tag, str) and local(node.tag) == "decision"}
+    problems = []
+    for path, tree in bpmn.items():
+        for root in _executable_processes(tree):
+            for task in root.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+                ref = task.get(f"{{{CAMUNDA_NS}}}decisionRef")
+                if ref is None:
+                    called = task.find(f".//{{{SPIFF_NS}}}calledDecisionId")
+                    ref = called.text if called is not None else None
+                ref = (ref or "").strip()
+                if ref and "${" not in ref and "#{" not in ref and ref not in defined:
+                    problems.append(Problem(path, task.sourceline, task.get("id"),
+                                            f"business rule task {_named(task)}: decision {ref!r} is not in the "
+                                            "upload (upload the .dmn file that defines it)"))
+    return problems
+
+
 def _decision_refs(trees):
     """Decision ids the business rule tasks of the bundle use (Camunda's decisionRef)."""
     return {node.get(f"{{{CAMUNDA_NS}}}decisionRef") for tree in trees.values()
@@ -395,8 +426,11 @@ def _check_tree(path, tree, dialect, services=None, decisions=None):
             if node.get("id") in RESERVED_IDS and node is not root:
                 problems.append(Problem(path, node.sourceline, node.get("id"),
                                         f"the id {node.get('id')!r} is reserved by the engine: rename the element"))
-            if name in UNSUPPORTED:
-                problems.append(Problem(path, node.sourceline, element_of(node), UNSUPPORTED[name]))
+            if name in UNSUPPORTED:  # named by id and name; an event definition by its event
+                owner = node.getparent() if name.endswith("EventDefinition") and node.getparent() is not None \
+                    else node
+                problems.append(Problem(path, node.sourceline, element_of(owner),
+                                        f"{UNSUPPORTED_KIND[name]} {_named(owner)}: {UNSUPPORTED[name]}"))
             elif dialect == "camunda" and name in CAMUNDA_TASKS:  # connectors, decisions (engine.camunda_tasks)
                 problems.extend(check_camunda_task(path, node, services or {}))
             elif name in SCRIPT_TAGS and node.text and node.text.strip():
@@ -479,6 +513,7 @@ def _task_meta(ts, trees, bundle, lines, problems):
     props = (getattr(ts, "extensions", None) or {}).get("properties", {}) if hasattr(ts, "extensions") else {}
     if node is not None:
         camunda = {local(k): v for k, v in node.attrib.items() if k.startswith(f"{{{CAMUNDA_NS}}}")}
+        camunda = _camunda_assignment(node, camunda, meta, lines.get(element_id, (None, None)), problems)
         meta["groups"] += _split(camunda.get("candidateGroups"))
         meta["candidate_users"] += _split(camunda.get("candidateUsers"))
         meta["assignee"] = camunda.get("assignee")
@@ -515,6 +550,62 @@ def _task_meta(ts, trees, bundle, lines, problems):
                 problems.append(Problem(schema_file, None, element_id, f"form file is not valid JSON: {exc}"))
     meta["groups"] = sorted(set(meta["groups"]))
     return meta
+
+
+ONE_VARIABLE = re.compile(r"^\$\{\s*([A-Za-z][A-Za-z0-9_]*)\s*\}$")
+
+
+def _is_expression(value):
+    return "${" in value or "#{" in value
+
+
+def _camunda_assignment(node, camunda, meta, where, problems):
+    """Check Camunda's candidateGroups/candidateUsers/assignee/dueDate/followUpDate of a user task.
+
+    ``${variable}`` in candidateGroups becomes the task's groups variable (groups chosen in the case), in
+    dueDate/followUpDate a variable holding an ISO date or duration; any other expression, and a date that is
+    neither ISO-8601 date/date-time nor duration, is refused. Returns the attributes left to read literally."""
+    from .cases import _due  # engine.cases reads the due dates of new tasks; imported late (it is the heavier one)
+
+    file_name, line = where
+    label = f"user task {_named(node)}"
+    kept = dict(camunda)
+
+    def refuse(attr, value, why):
+        problems.append(Problem(file_name, line or node.sourceline, node.get("id"),
+                                f"{label}: camunda:{attr}={value!r} {why}"))
+        kept.pop(attr, None)
+
+    groups = (camunda.get("candidateGroups") or "").strip()
+    if _is_expression(groups):
+        found = ONE_VARIABLE.match(groups)
+        if found and not found.group(1).startswith("_"):
+            meta["groups_variable"] = found.group(1)  # engine.cases: the groups named by this case variable
+            kept.pop("candidateGroups")
+        else:
+            refuse("candidateGroups", groups, "is an expression we cannot evaluate: name the groups "
+                   "(a,b) or one variable that holds a group or a list of groups, e.g. ${abteilung}")
+    for attr in ("candidateUsers", "assignee"):
+        value = (camunda.get(attr) or "").strip()
+        if _is_expression(value):
+            refuse(attr, value, "is an expression: users must be named here (an expression such as ${initiator} "
+                   "is not evaluated); route the task to groups instead, e.g. camunda:candidateGroups=\"${abteilung}\"")
+    for attr, key in (("dueDate", "due_variable"), ("followUpDate", "follow_up_variable")):
+        value = (camunda.get(attr) or "").strip()
+        if not value:
+            continue
+        if _is_expression(value):
+            found = ONE_VARIABLE.match(value)
+            if found and not found.group(1).startswith("_"):
+                meta[key] = found.group(1)  # a variable with an ISO date, date-time or duration (engine.cases)
+                kept.pop(attr)
+            else:
+                refuse(attr, value, "is an expression we cannot evaluate: write an ISO-8601 date, date-time or "
+                       "duration (2026-12-01, 2026-12-01T10:00:00, P2D) or one variable holding one, e.g. ${frist}")
+        elif _due(value, datetime.now(UTC)) is None:
+            refuse(attr, value, "is not an ISO-8601 date, date-time or duration "
+                   "(e.g. 2026-12-01, 2026-12-01T10:00:00, P2D, PT4H)")
+    return kept
 
 
 def _camunda_form(node, bundle, problems):

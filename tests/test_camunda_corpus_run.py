@@ -45,16 +45,6 @@ RUNS = {
                    {"task": "UserTask_1", "user": "anna",
                     "data": {"creditor": "Firma", "amount": "120", "invoiceNumber": "C-123", "approved": "true"}}],
          "expect": {"state": "completed", "data": {"invoiceNumber": "C-123", "approved": "true"}}}),
-    "task-form-embedded/loanApproval": (
-        EXAMPLES / "usertask/task-form-embedded/src/main/resources/loanApproval.bpmn",
-        "embeddedFormsQuickstart",
-        {"tenant": "wetzlar", "steps": [{"task": "UserTask_1", "user": "demo", "data": {"approved": True}}],
-         "expect": {"state": "completed", "data": {"approved": True}}}),
-    "task-form-embedded-bpmn-events/invoicePayment": (
-        EXAMPLES / "usertask/task-form-embedded-bpmn-events/src/main/resources/invoicePayment.bpmn",
-        "embeddedFormsBpmnEvents",
-        {"tenant": "fulda", "steps": [{"task": "Task_16y91ka", "user": "anna", "data": {"paid": True}}],
-         "expect": {"state": "completed", "data": {"paid": True}}}),
     "platform/InterruptingEventSubProcessTest.testCancelTimer, made non-interrupting": (
         PLATFORM / "engine/src/test/resources/org/camunda/bpm/engine/test/bpmn/subprocess/"
                    "InterruptingEventSubProcessTest.testCancelTimer.bpmn",
@@ -65,13 +55,6 @@ RUNS = {
                    {"advance": "PT11M"},  # the boundary timer (PT10M, literal ISO text) fires
                    {"task": "taskAfterTimer", "user": "anna"}],
          "expect": {"state": "completed"}}),
-    "platform/invoice/reviewInvoice": (
-        PLATFORM / "examples/invoice/src/main/resources/reviewInvoice.bpmn",
-        "ReviewInvoice",
-        {"tenant": "marburg", "data": {"amount": 300},
-         "steps": [{"task": "assignReviewer", "user": "anna", "data": {"reviewer": "ben"}},
-                   {"task": "reviewInvoice", "user": "ben", "data": {"clarified": True}}],
-         "expect": {"state": "completed", "data": {"clarified": True, "reviewer": "ben"}}}),
     "operaton/invoice/reviewInvoice": (
         OPERATON / "examples/invoice/src/main/resources/reviewInvoice.bpmn",
         "ReviewInvoice",
@@ -122,6 +105,25 @@ def test_every_executable_camunda_example_is_covered():
     runs = {path.resolve() for name, (path, _, _) in RUNS.items() if path.is_relative_to(CAMUNDA)
             and not name.endswith("made non-interrupting")}
     assert deploying == runs
+
+
+# Examples whose forms are HTML pages inside the Camunda web app (embedded:app:…) and that have no
+# camunda:formData to fall back on: refused, naming the element and the formKey.
+EMBEDDED_APP_FORMS = {
+    EXAMPLES / "usertask/task-form-embedded/src/main/resources/loanApproval.bpmn": "StartEvent_1",
+    EXAMPLES / "usertask/task-form-embedded-bpmn-events/src/main/resources/invoicePayment.bpmn": "StartEvent_1",
+    PLATFORM / "examples/invoice/src/main/resources/reviewInvoice.bpmn": "assignReviewer",
+}
+
+
+@pytest.mark.parametrize("path", sorted(EMBEDDED_APP_FORMS), ids=lambda p: p.stem)
+def test_embedded_web_app_forms_without_form_data_are_refused(path):
+    from test_corpus import outcome
+
+    result, reason = outcome(path)
+    assert result == "refused" and f"[{EMBEDDED_APP_FORMS[path]}]: camunda:formKey 'embedded:app:" in reason
+    assert "an embedded HTML form of the Camunda web app cannot be shown; describe the form with " \
+           "camunda:formData or upload a form file" in reason
 
 
 def test_an_interrupting_event_subprocess_is_refused_naming_its_start_event():

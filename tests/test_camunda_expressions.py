@@ -1,5 +1,7 @@
 """Camunda expressions (${…}, #{…}) translated into restricted Python at deploy; the rest refused clearly."""
 
+from pathlib import Path
+
 import pytest
 from bpmn_snippets import with_step
 
@@ -117,3 +119,52 @@ def test_expression_reaching_for_dunders_is_refused_even_in_python_form():
             '<bpmn:userTask id="Step"><bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing>'
             '</bpmn:userTask><bpmn:sequenceFlow id="Fx" sourceRef="Step" targetRef="EndEvent_1">'
             '<bpmn:conditionExpression>().__class__</bpmn:conditionExpression></bpmn:sequenceFlow>')}))
+
+
+APPROVAL = (Path(__file__).parent / "data" / "camunda_approval.bpmn").read_bytes()
+
+
+def approval_with(old, new):
+    assert old.encode() in APPROVAL
+    return Bundle({"approval.bpmn": APPROVAL.replace(old.encode(), new.encode())})
+
+
+def test_task_attribute_variables_become_case_variables():
+    bundle = approval_with('camunda:candidateGroups="sachbearbeitung, teamleitung"',
+                           'camunda:candidateGroups="${gruppe}"')
+    bundle.files["approval.bpmn"] = bundle.files["approval.bpmn"].replace(
+        b'camunda:dueDate="2030-12-01T10:00:00Z" camunda:followUpDate="P3D"',
+        b'camunda:dueDate="${frist}" camunda:followUpDate="${wiedervorlage}"')
+    [compiled] = compile_bundle(bundle)
+    meta = compiled.meta["tasks"]["Task_Review"]
+    assert meta["groups"] == [] and meta["groups_variable"] == "gruppe"
+    assert meta["due_variable"] == "frist" and meta["due"] is None
+    assert meta["follow_up_variable"] == "wiedervorlage" and meta["follow_up"] is None
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    ('camunda:candidateGroups="sachbearbeitung, teamleitung"', 'camunda:candidateGroups="${gruppe.name}"',
+     "camunda:candidateGroups='${gruppe.name}' is an expression we cannot evaluate"),
+    ('camunda:candidateGroups="sachbearbeitung, teamleitung"', 'camunda:candidateGroups="a, ${b}"',
+     "is an expression we cannot evaluate"),
+    ('camunda:candidateUsers="anna,bob"', 'camunda:candidateUsers="${initiator}"',
+     "camunda:candidateUsers='${initiator}' is an expression: users must be named here"),
+    ('camunda:assignee="anna"', 'camunda:assignee="${initiator}"',
+     "camunda:assignee='${initiator}' is an expression"),
+    ('camunda:assignee="anna"', 'camunda:assignee="#{initiator}"', "camunda:assignee='#{initiator}'"),
+    ('camunda:dueDate="2030-12-01T10:00:00Z"', 'camunda:dueDate="${dateTime().plusDays(2).toDate()}"',
+     "is an expression we cannot evaluate: write an ISO-8601 date"),
+    ('camunda:followUpDate="P3D"', 'camunda:followUpDate="nächste Woche"',
+     "camunda:followUpDate='nächste Woche' is not an ISO-8601 date, date-time or duration"),
+])
+def test_task_attribute_expressions_refused_at_upload(old, new, reason):
+    with pytest.raises(DeployError) as info:
+        compile_bundle(approval_with(old, new))
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.element) == ("approval.bpmn", 10, "Task_Review")  # lxml: tag end
+    assert "user task 'Task_Review' ('Review request')" in problem.message and reason in problem.message
+
+
+def test_literal_task_attributes_still_accepted():
+    compile_bundle(approval_with('camunda:dueDate="2030-12-01T10:00:00Z"', 'camunda:dueDate="2030-12-01"'))
+    compile_bundle(approval_with('camunda:followUpDate="P3D"', 'camunda:followUpDate="PT4H"'))

@@ -11,7 +11,7 @@ from engine.cases import list_tasks, start_case
 from engine.deploy import bundles_from_paths, deploy
 from engine.errors import DeployError
 from engine.models import Bundle
-from engine.schema import ModelFile, ProcessVersion
+from engine.schema import ModelFile, ProcessVersion, Task
 
 
 def count_versions(rt):
@@ -131,7 +131,42 @@ def test_unsupported_element_refused(rt):
     doc = with_step('    <bpmn:complexGateway id="Step" name="Complex"><bpmn:incoming>F1</bpmn:incoming>'
                     '<bpmn:outgoing>F2</bpmn:outgoing></bpmn:complexGateway>')
     [p] = problems_of(rt, {"c.bpmn": doc})
-    assert p.element == "Step" and "complex gateways are not supported" in p.message
+    assert p.element == "Step" and p.message == "complex gateway 'Step' ('Complex'): complex gateways are not supported"
+
+
+def test_unsupported_event_named_by_its_event_id_and_name(rt):
+    doc = with_step('    <bpmn:intermediateThrowEvent id="Step" name="Weiter bei B"><bpmn:incoming>F1</bpmn:incoming>'
+                    '<bpmn:outgoing>F2</bpmn:outgoing><bpmn:linkEventDefinition id="LinkDef_1" name="B" />'
+                    '</bpmn:intermediateThrowEvent>')
+    [p] = problems_of(rt, {"l.bpmn": doc})
+    assert (p.file, p.element) == ("l.bpmn", "Step")
+    assert p.message == "link event 'Step' ('Weiter bei B'): link events are not supported"
+
+
+def test_business_rule_task_with_missing_decision_refused_clearly(rt):
+    doc = with_step('    <bpmn:businessRuleTask id="Step" name="Gebühr bestimmen"><bpmn:extensionElements>'
+                    '<spiffworkflow:calledDecisionId>gebuehr</spiffworkflow:calledDecisionId>'
+                    '</bpmn:extensionElements><bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing>'
+                    '</bpmn:businessRuleTask>')
+    [p] = problems_of(rt, {"b.bpmn": doc})
+    assert (p.file, p.line, p.element) == ("b.bpmn", 7, "Step")
+    assert p.message == ("business rule task 'Step' ('Gebühr bestimmen'): decision 'gebuehr' is not in the upload "
+                         "(upload the .dmn file that defines it)")
+
+
+def test_camunda_task_variables_route_and_date_a_running_task(rt):
+    doc = (DATA / "camunda_approval.bpmn").read_bytes().replace(
+        b'camunda:candidateGroups="sachbearbeitung, teamleitung"', b'camunda:candidateGroups="${gruppe}"').replace(
+        b'camunda:dueDate="2030-12-01T10:00:00Z" camunda:followUpDate="P3D"',
+        b'camunda:dueDate="${frist}" camunda:followUpDate="${wiedervorlage}"')
+    deploy(rt, [Bundle({"a.bpmn": doc})])
+    data = {"gruppe": "steuern", "frist": "2031-01-02T10:00:00Z", "wiedervorlage": "2030-12-24T08:00:00Z"}
+    case = start_case(rt, "camunda_approval", "giessen", data)[0]
+    [task] = list_tasks(rt, case_id=case["id"])
+    assert task["groups"] == ["steuern"] and task["due"] == "2031-01-02T10:00:00.000000Z"
+    with rt.reader.connect() as conn:
+        follow_up = conn.execute(select(Task.follow_up_at)).scalar_one()
+    assert follow_up.isoformat().startswith("2030-12-24T08:00:00")
 
 
 def test_camunda_expression_language_refused_clearly(rt):

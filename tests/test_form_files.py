@@ -72,8 +72,20 @@ def test_a_spiff_form_file_that_is_not_uploaded_is_refused(rt, prop):
     assert f"{prop} of 'Step' ('Antrag prüfen'): form file 'pruefen.schema.json' is not in the upload" in p.message
 
 
-def test_embedded_app_forms_belong_to_a_web_application_and_are_not_required(rt):
-    deploy(rt, [Bundle({"f.bpmn": camunda_user_task('camunda:formKey="embedded:app:forms/pruefen.html"')})])
+@pytest.mark.parametrize("key", ["embedded:app:forms/pruefen.html", "app:forms/pruefen.html"])
+def test_an_embedded_app_form_without_form_data_is_refused(rt, key):
+    [p] = refused(rt, {"f.bpmn": camunda_user_task(f'camunda:formKey="{key}"')})
+    assert (p.file, p.line, p.element) == ("f.bpmn", 7, "Step")
+    assert p.message == (f"camunda:formKey {key!r} of 'Step' ('Antrag prüfen'): an embedded HTML form of the Camunda "
+                         "web app cannot be shown; describe the form with camunda:formData or upload a form file")
+
+
+def test_an_embedded_app_form_with_form_data_deploys_with_the_form_data_form(rt):
+    doc = camunda_user_task('camunda:formKey="embedded:app:forms/pruefen.html"').replace(
+        b"<bpmn:incoming>F1", b'<bpmn:extensionElements><camunda:formData><camunda:formField id="betrag" '
+                              b'label="Betrag" type="long" /></camunda:formData></bpmn:extensionElements>'
+                              b"<bpmn:incoming>F1", 1)
+    deploy(rt, [Bundle({"f.bpmn": doc})])
     [case] = start_case(rt, "formular", "marburg")
     assert [t["element_id"] for t in list_tasks(rt, case_id=case["id"])] == ["Step"]
 
