@@ -248,15 +248,23 @@ def verify(case_id, as_json):
 @handles_errors
 def tenants(as_json):
     """The configured tenants (cities), their FIT-Connect destinations and service bindings."""
+    from connectors.fitconnect.keys import key_folder
     from engine.config import Settings
     from engine.tenants import load_tenants
 
-    cfg = load_tenants(Settings.from_env().tenants_file)
+    settings = Settings.from_env()
+    cfg = load_tenants(settings.tenants_file)
+
+    def destination(d):  # the key folder in effect and the secret's variable name, never the secret
+        shown = {"id": d.id, "services": list(d.services), "client_id": d.client_id,
+                 "keys": str(key_folder(settings.var_dir, d).path)}
+        return shown | ({"client_secret_env": d.client_secret_env} if d.client_secret_env else {})
+
     doc = [{"id": t.id, "name": t.name, "ags": t.ags, "aktenzeichen_pattern": t.aktenzeichen_pattern,
             "aktenplan": t.aktenplan,
             "settings": {k: v for k, v in t.settings.items()  # no secrets: names of variables only
                          if k not in ("name", "ags", "aktenzeichen_pattern", "aktenplan") and "secret" not in k},
-            "destinations": [{"id": d.id, "services": list(d.services)} for d in t.destinations],
+            "destinations": [destination(d) for d in t.destinations],
             "services": [{"leika": b.leika, "process": b.process} for b in cfg.bindings if b.tenant in (None, t.id)]}
            for t in cfg.tenants.values()]
     emit(as_json, doc, lambda: "\n".join(

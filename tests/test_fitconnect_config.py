@@ -31,14 +31,30 @@ def test_every_tenant_has_a_destination_and_the_samples_keep_their_ids():
     assert "demo-marburg-secret" not in repr(cfg.get("marburg"))  # secrets stay out of reprs and logs
 
 
-def test_tenants_json_lists_destinations():
-    result = CliRunner().invoke(main, ["tenants", "--json"], env={"OZGFLOW_TENANTS": str(DEFAULT_TENANTS)})
+def test_tenants_json_lists_destinations(tmp_path):
+    env = {"OZGFLOW_TENANTS": str(DEFAULT_TENANTS), "OZGFLOW_VAR": str(tmp_path / "var")}
+    result = CliRunner().invoke(main, ["tenants", "--json"], env=env)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     marburg = doc[0]
     assert {"id", "name", "ags", "destinations"} <= set(marburg)
+    client_id = load_tenants(DEFAULT_TENANTS).get("marburg").destinations[0].client_id
     assert marburg["destinations"] == [{"id": SAMPLE_IDS["marburg"],
-                                        "services": ["99102013104000", "99050012104000", "99108001001000"]}]
+                                        "services": ["99102013104000", "99050012104000", "99108001001000"],
+                                        "client_id": client_id,
+                                        "keys": str(tmp_path / "var" / "keys" / SAMPLE_IDS["marburg"])}]
+    assert "demo-marburg-secret" not in result.output and "client_secret" not in result.output
+    # an explicit key folder (relative to <var>) and the secret from the environment: its name only
+    table = ('[[tenants.marburg.destinations]]\nid = "3f2b9c1e-6d4a-4e8f-9a1b-2c3d4e5f6a71"\nservices = []\n'
+             'client_id = "mr-client"\nclient_secret_env = "MR_SECRET"\nkeys = "schluessel/mr"\n')
+    env = {"OZGFLOW_TENANTS": str(write_tenants(tmp_path, table)), "OZGFLOW_VAR": str(tmp_path / "var"),
+           "MR_SECRET": "s3cret-value"}
+    result = CliRunner().invoke(main, ["tenants", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["destinations"] == [
+        {"id": SAMPLE_IDS["marburg"], "services": [], "client_id": "mr-client",
+         "keys": str(tmp_path / "var" / "schluessel" / "mr"), "client_secret_env": "MR_SECRET"}]
+    assert "s3cret-value" not in result.output
 
 
 def write_tenants(tmp_path, destinations):
