@@ -69,8 +69,9 @@ def test_a_sixth_city_by_configuration(sqlite_url, tmp_path):
 
     listed = {t["id"]: t for t in cli.json("tenants")}
     assert list(listed) == ["marburg", "wetzlar", "giessen", "limburg", "fulda", "herborn"]
-    assert listed["herborn"]["destinations"] == [{"id": "5b1f0c2e-8d3a-4c6b-9e7f-0a1b2c3d4e5f",
-                                                  "services": ["99102013104000"]}]
+    assert listed["herborn"]["destinations"] == [{
+        "id": "5b1f0c2e-8d3a-4c6b-9e7f-0a1b2c3d4e5f", "services": ["99102013104000"], "client_id": "ozgflow-herborn",
+        "keys": str(tmp_path / "var" / "keys" / "5b1f0c2e-8d3a-4c6b-9e7f-0a1b2c3d4e5f")}]
     assert {"leika": "99102013104000", "process": "hundesteuer-anmeldung"} in listed["herborn"]["services"]
     init = cli.json("init")
     assert (tmp_path / "var" / "keys" / "5b1f0c2e-8d3a-4c6b-9e7f-0a1b2c3d4e5f").is_dir(), init
