@@ -6,9 +6,9 @@ leaves half a file under a real name.
 """
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from .files import write_atomically
 
 
 class BlobStore:
@@ -24,17 +24,7 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, content)
         return digest
 
     def get(self, sha256):

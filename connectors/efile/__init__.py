@@ -9,9 +9,10 @@ shipped implementation is ``FileOutbox`` (a directory an importer copies from); 
 """
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from engine.files import write_atomically
 
 
 class EfileError(Exception):
@@ -61,19 +62,10 @@ class FileOutbox:
         if "/" in filename or filename.startswith("."):
             raise EfileError(f"not a plain file name: {filename!r}")
         target = self.directory / filename
+        if target.exists():
+            raise PackageExists(f"{target} exists already: a package is never overwritten", str(target))
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(content)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                if target.exists():
-                    raise PackageExists(f"{target} exists already: a package is never overwritten", str(target))
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            write_atomically(target, content)
         except OSError as exc:
             raise EfileError(f"cannot write {target}: {exc}") from exc
         return str(target)

@@ -19,12 +19,12 @@ Existing files are never overwritten. Key ids are the RFC 7638 thumbprints of ge
 
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from jwcrypto import jwk
+
+from engine.files import write_atomically
 
 from .crypto import KEY_ALG, SET_ALG, load_key
 from .errors import CryptoError
@@ -155,14 +155,4 @@ def ensure_signing_key(path, key_size=4096):
 
 def _write_json(path, document, secret):
     """Write atomically (a half-written key file is worse than none); private keys readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o600 if secret else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), mode=0o600 if secret else 0o644)

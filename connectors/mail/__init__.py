@@ -26,6 +26,8 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from engine.files import write_atomically
+
 DEFAULT_FROM = "noreply@ozgflow.invalid"
 GPG_BINARY = os.environ.get("OZGFLOW_GPG", "/usr/bin/gpg")
 SMTP_TIMEOUT_SECONDS = 30
@@ -110,14 +112,8 @@ def deliver(settings, msg):
     """Send ``msg`` by SMTP, or write it as ``.eml`` when no host is configured.
     Returns {"via": "smtp", "host": …} or {"via": "file", "path": …}."""
     if not settings.get("smtp_host"):
-        outbox = Path(settings["outbox"])
-        outbox.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".eml")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msg.as_bytes(policy=SMTP))
         msgid = (msg["Message-ID"] or "mail").strip("<>").replace("/", "_").replace("@", "_at_")
-        target = outbox / f"{msgid}.eml"
-        os.replace(tmp, target)
+        target = write_atomically(Path(settings["outbox"]) / f"{msgid}.eml", msg.as_bytes(policy=SMTP))
         return {"via": "file", "path": str(target)}
     host, port = settings["smtp_host"], int(settings.get("smtp_port") or 25)
     password = os.environ.get(settings["smtp_password_env"]) if settings.get("smtp_password_env") else None

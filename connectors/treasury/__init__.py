@@ -23,12 +23,12 @@ of the call makes a repeated call return the first call's Kassenzeichen and writ
 
 import hashlib
 import json
-import os
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+from engine.files import write_atomically
 
 BERLIN = ZoneInfo("Europe/Berlin")
 RECORD_KEYS = ("kassenzeichen", "tenant", "aktenzeichen", "case_id", "debtor", "amount_cents", "currency", "purpose",
@@ -45,19 +45,6 @@ class TreasuryTarget(Protocol):
     def hand_over(self, record: dict) -> str:
         """Take one record; return where it went (recorded in the case). Handing over the same
         Kassenzeichen again with the same content is no error; with other content it is."""
-
-
-def _write_atomically(target, content):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class FileTreasury:
@@ -83,7 +70,7 @@ class FileTreasury:
                 if target.read_bytes() == content:
                     return str(target)
                 raise TreasuryError(f"{target} exists with other content: a record is never overwritten")
-            _write_atomically(target, content)
+            write_atomically(target, content)
         except OSError as exc:
             raise TreasuryError(f"cannot write {target}: {exc}") from exc
         return str(target)
@@ -104,7 +91,7 @@ class FileTreasury:
             return None
 
     def remember(self, key, kassenzeichen):
-        _write_atomically(self._key_path(key), kassenzeichen.encode("utf-8"))
+        write_atomically(self._key_path(key), kassenzeichen.encode("utf-8"))
 
     def _key_path(self, key):
         return self.directory / ".calls" / hashlib.sha256(key.encode("utf-8")).hexdigest()
