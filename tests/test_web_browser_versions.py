@@ -2,12 +2,11 @@
 sees its diagram drawn by bpmn-js, compares two versions; an admin previews and moves cases and suspends one.
 Screenshots go to var/screenshots/ (look at them)."""
 
-import threading
 
 import pytest
 from chain_bpmn import chain, script, user
 from conftest import ROOT, make_runtime
-from test_web_browser import ARGS, CHROMIUM, SHOTS, axe_violations, shot
+from test_web_browser import CHROMIUM, SHOTS, axe_violations, page, server, shot  # noqa: F401
 from test_web_fixtures import *  # noqa: F403
 from test_web_fixtures import PASSWORD, start
 
@@ -25,29 +24,6 @@ BAD = chain("boese", [script("Skript", "Böses Skript", "import os")], name="Bö
 
 
 @pytest.fixture
-def server(app):
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        context = browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
-
-
-@pytest.fixture
 def web_rt(sqlite_url, tmp_path, clock):
     runtime = make_runtime(sqlite_url, tmp_path / "var", clock=clock)
     deploy(runtime, bundles_from_paths([ROOT / "processes" / p for p in ("nachforderung", "hundesteuer-anmeldung")]))
@@ -55,7 +31,7 @@ def web_rt(sqlite_url, tmp_path, clock):
     runtime.close()
 
 
-def login(page, server, name):
+def login(page, server, name):  # noqa: F811
     page.goto(f"{server}/login")
     page.get_by_label("Benutzername").fill(name)
     page.get_by_label("Passwort").fill(PASSWORD)
@@ -63,13 +39,13 @@ def login(page, server, name):
     page.wait_for_url(f"{server}/posteingang")
 
 
-def upload(page, name, content):
+def upload(page, name, content):  # noqa: F811
     page.set_input_files("#files", files=[{"name": name, "mimeType": "application/xml", "buffer": content}])
     page.get_by_role("button", name="Hochladen und prüfen").click()
     page.wait_for_load_state()
 
 
-def test_designer_uploads_sees_report_and_diagram(server, page, web_rt):
+def test_designer_uploads_sees_report_and_diagram(server, page, web_rt):  # noqa: F811
     add_user(web_rt, "dora", "marburg", "designer", PASSWORD, [])
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -111,7 +87,7 @@ def test_designer_uploads_sees_report_and_diagram(server, page, web_rt):
     assert errors == []
 
 
-def test_admin_moves_cases_and_suspends_one_in_the_browser(server, page, web_rt, users):
+def test_admin_moves_cases_and_suspends_one_in_the_browser(server, page, web_rt, users):  # noqa: F811
     deploy(web_rt, [Bundle({"umzug.bpmn": GOOD})], actor="dora")
     from engine.cases import start_case
 
